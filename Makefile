@@ -1,0 +1,67 @@
+# ring3 — a hosted hypervisor. `make` builds ./ring3 and the guests,
+# `make check` runs every test, `make run` sets up and boots the default guest.
+# V=1 shows commands; MODE=asan builds with sanitizers.
+
+BUILD := build
+CC := gcc
+PKGS := libseccomp
+CFLAGS := -std=gnu17 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
+	  -Wshadow -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE -MMD -MP
+LDLIBS := -lpthread -lZydis $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lseccomp)
+LDFLAGS :=
+ifeq ($(MODE),asan)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifneq ($(V),1)
+Q := @
+endif
+
+SRCS := $(wildcard src/*.c src/core/*.c src/cpu/*.c src/cpu/kvm/*.c src/cpu/bt/*.c src/dev/*.c \
+	src/dev/virtio/*.c src/boot/*.c src/pv/*.c)
+ASMS := $(wildcard src/cpu/bt/*.S)
+OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(ASMS:%.S=$(BUILD)/%.o)
+LIB_OBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
+
+GUEST_TARGETS :=
+-include guest/guest.mk
+-include guest/linux/linux.mk
+-include tests/unit/unit.mk
+
+.PHONY: all check check-unit check-nested run setup bench clean
+all: ring3 $(GUEST_TARGETS)
+
+ring3: $(OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.S
+	@mkdir -p $(dir $@)
+	@echo "  AS      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+# Guest material (Debian packages) and the default initramfs.
+setup:
+	$(Q)scripts/setup.sh
+
+check: all setup $(UNIT_TESTS)
+	$(Q)tests/run.sh
+
+check-nested: all setup
+	$(Q)tests/run.sh tests/nested
+
+run: all setup
+	./ring3 run
+
+bench: all setup
+	$(Q)bench/engines.sh
+
+clean:
+	rm -rf $(BUILD) ring3
+
+-include $(OBJS:.o=.d)

@@ -1,0 +1,211 @@
+/*
+ * Options are a table: name, whether it takes a value, and a setter that
+ * checks the value. Every error is one line, and nothing is half-applied.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+#define MEM_MIN (16ull << 20)
+#define MEM_MAX (64ull << 30)
+
+int options_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 20;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 0:
+		break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default:
+		return -EINVAL;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	if (*end || v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int set_kernel(struct vm_config *c, const char *v) { c->kernel = v; return 0; }
+static int set_initrd(struct vm_config *c, const char *v) { c->initrd = v; return 0; }
+static int set_append(struct vm_config *c, const char *v) { c->append = v; return 0; }
+static int set_stats(struct vm_config *c, const char *v) { (void)v; c->stats = true; return 0; }
+
+static int set_mem(struct vm_config *c, const char *v)
+{
+	uint64_t size;
+
+	if (options_parse_size(v, &size) || size < MEM_MIN || size > MEM_MAX || size % 4096)
+		return -EINVAL;
+	c->mem_size = size;
+	return 0;
+}
+
+static int set_cpus(struct vm_config *c, const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	if (*v == 0 || *end || n < 1 || n > VM_MAX_CPUS)
+		return -EINVAL;
+	c->cpus = (int)n;
+	return 0;
+}
+
+static int set_engine(struct vm_config *c, const char *v)
+{
+	if (!strcmp(v, "auto"))
+		c->engine = ENGINE_AUTO;
+	else if (!strcmp(v, "kvm"))
+		c->engine = ENGINE_KVM;
+	else if (!strcmp(v, "bt"))
+		c->engine = ENGINE_BT;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int set_console(struct vm_config *c, const char *v)
+{
+	if (!strcmp(v, "stdio"))
+		c->console = CONSOLE_STDIO;
+	else if (!strcmp(v, "none"))
+		c->console = CONSOLE_NONE;
+	else if (!strncmp(v, "file:", 5) && v[5]) {
+		c->console = CONSOLE_FILE;
+		c->console_path = v + 5;
+	} else
+		return -EINVAL;
+	return 0;
+}
+
+static const struct option_desc {
+	const char *name;
+	const char *arg; /* NULL: a flag */
+	int (*set)(struct vm_config *c, const char *v);
+	const char *help;
+	const char *expect; /* what a valid value looks like, for the error line */
+} run_options[] = {
+	{ "kernel", "FILE", set_kernel, "kernel image: bzImage or multiboot ELF", "a file" },
+	{ "initrd", "FILE", set_initrd, "initial ramdisk", "a file" },
+	{ "append", "ARGS", set_append, "kernel command line (added to the default guest's)",
+	  "a string" },
+	{ "mem", "SIZE", set_mem, "guest RAM, e.g. 256M or 3G (default 256M)",
+	  "16M to 64G, a multiple of 4K (e.g. 512M, 2G)" },
+	{ "cpus", "N", set_cpus, "virtual CPUs (default 1)", "1 to 32" },
+	{ "engine", "E", set_engine, "auto, kvm or bt (default auto)", "auto, kvm or bt" },
+	{ "console", "C", set_console, "stdio, none or file:PATH (default stdio)",
+	  "stdio, none or file:PATH" },
+	{ "stats", NULL, set_stats, "print exits, traps and timings at exit", NULL },
+};
+
+#define NR_RUN_OPTIONS (sizeof(run_options) / sizeof(run_options[0]))
+
+void options_usage_run(FILE *f)
+{
+	fprintf(f, "usage: ring3 run [options] [-- COMMAND [ARGS...]]\n\n"
+		   "Boots a kernel (by default ring3's default Linux guest, to a shell).\n"
+		   "With -- COMMAND, runs COMMAND in the default guest and exits with its status.\n\n"
+		   "options:\n");
+	for (size_t i = 0; i < NR_RUN_OPTIONS; i++) {
+		char left[40];
+
+		snprintf(left, sizeof(left), "--%s%s%s", run_options[i].name,
+			 run_options[i].arg ? " " : "", run_options[i].arg ? run_options[i].arg : "");
+		fprintf(f, "  %-22s %s\n", left, run_options[i].help);
+	}
+	fprintf(f, "  %-22s %s\n", "-h, --help", "this help");
+	fprintf(f, "\nOn the console: C-a x exits, C-a h lists the keys.\n");
+}
+
+int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
+{
+	int i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem_size = 256ull << 20;
+	cfg->cpus = 1;
+	cfg->engine = ENGINE_AUTO;
+	cfg->console = CONSOLE_STDIO;
+
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i], *val = NULL, *eq;
+		const struct option_desc *o = NULL;
+		size_t nlen;
+
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			options_usage_run(stdout);
+			return 1;
+		}
+		if (strncmp(a, "--", 2)) {
+			snprintf(err, errlen, "unexpected argument '%s' (a command goes after --)", a);
+			return -EINVAL;
+		}
+		a += 2;
+		eq = strchr(a, '=');
+		nlen = eq ? (size_t)(eq - a) : strlen(a);
+		for (size_t k = 0; k < NR_RUN_OPTIONS; k++)
+			if (strlen(run_options[k].name) == nlen &&
+			    !strncmp(run_options[k].name, a, nlen))
+				o = &run_options[k];
+		if (!o) {
+			snprintf(err, errlen, "unknown option '--%.*s' (see ring3 run --help)",
+				 (int)nlen, a);
+			return -EINVAL;
+		}
+		if (o->arg) {
+			if (eq)
+				val = eq + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else {
+				snprintf(err, errlen, "--%s needs a value: %s", o->name, o->expect);
+				return -EINVAL;
+			}
+		} else if (eq) {
+			snprintf(err, errlen, "--%s takes no value", o->name);
+			return -EINVAL;
+		}
+		if (o->set(cfg, val)) {
+			snprintf(err, errlen, "bad --%s '%s': expected %s", o->name, val, o->expect);
+			return -EINVAL;
+		}
+	}
+	if (i < argc)
+		cfg->command = &argv[i];
+	if (cfg->command && !cfg->command[0]) {
+		snprintf(err, errlen, "nothing after --: give a command to run in the guest");
+		return -EINVAL;
+	}
+	if (cfg->command && cfg->kernel) {
+		snprintf(err, errlen, "-- COMMAND runs in the default guest: drop --kernel");
+		return -EINVAL;
+	}
+	cfg->default_guest = !cfg->kernel;
+	if (cfg->default_guest && cfg->initrd) {
+		snprintf(err, errlen, "--initrd needs --kernel");
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,203 @@
+/*
+ * ring3's entry: the command line becomes a vm_config, the host and the
+ * kernel choose an engine, and the VM runs to its end. ring3 exits with the
+ * guest's status (debug-exit port, -- COMMAND's status, 0 on power-off).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "boot/loader.h"
+#include "core/console.h"
+#include "core/log.h"
+#include "core/options.h"
+#include "core/vm.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ring3 run [options] [-- COMMAND [ARGS...]]\n"
+		   "       ring3 --help | --version\n\n"
+		   "ring3 runs a guest kernel in an ordinary Linux process, with hardware\n"
+		   "virtualization (kvm engine) or without it (bt engine: binary translation).\n"
+		   "`ring3 run --help` lists the options.\n");
+}
+
+/* Where `make setup` put the default guests: $RING3_GUEST_DIR, else next to ./ring3. */
+static void guest_dir(char *out, size_t len)
+{
+	const char *env = getenv("RING3_GUEST_DIR");
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(out, len, "%s", env);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0)
+		n = 0;
+	exe[n] = 0;
+	char *slash = strrchr(exe, '/');
+	if (slash)
+		*slash = 0;
+	if ((size_t)snprintf(out, len, "%.*s/build/guest-linux", (int)(len - 32), n ? exe : ".") >= len)
+		out[0] = 0;
+}
+
+/*
+ * -- COMMAND ARGS travels on the kernel command line as one base64 word,
+ * ring3.cmd=…, holding the arguments single-quoted for sh; the default
+ * initramfs's /init decodes it and runs it (guest/linux/init).
+ */
+static int encode_command(char **argv, char *out, size_t len)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char sh[1400];
+	size_t n = 0, o = 0;
+
+	for (int i = 0; argv[i]; i++) {
+		if (n + 4 > sizeof(sh))
+			return -E2BIG;
+		if (i)
+			sh[n++] = ' ';
+		sh[n++] = '\'';
+		for (const char *p = argv[i]; *p; p++) {
+			if (n + 6 > sizeof(sh))
+				return -E2BIG;
+			if (*p == '\'') {
+				memcpy(sh + n, "'\\''", 4);
+				n += 4;
+			} else
+				sh[n++] = *p;
+		}
+		sh[n++] = '\'';
+	}
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)(uint8_t)sh[i] << 16;
+
+		if (i + 1 < n)
+			v |= (uint32_t)(uint8_t)sh[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (uint8_t)sh[i + 2];
+		if (o + 5 > len)
+			return -E2BIG;
+		out[o++] = b64[(v >> 18) & 63];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? b64[v & 63] : '=';
+	}
+	out[o] = 0;
+	return 0;
+}
+
+static const struct cpu_engine *choose_engine(struct vm_config *cfg)
+{
+	char why[256] = "";
+	const struct cpu_engine *e;
+
+	switch (cfg->engine) {
+	case ENGINE_KVM:
+		if (kvm_engine.check(cfg, why, sizeof(why)))
+			die("%s", why);
+		return &kvm_engine;
+	case ENGINE_BT:
+		if (bt_engine.check(cfg, why, sizeof(why)))
+			die("%s", why);
+		return &bt_engine;
+	case ENGINE_AUTO:
+		break;
+	}
+	if (kvm_engine.check(cfg, why, sizeof(why)) == 0)
+		return &kvm_engine;
+	log_debug("not using kvm: %s", why);
+	e = &bt_engine;
+	if (e->check(cfg, why, sizeof(why)))
+		die("%s", why);
+	return e;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static char kernel[PATH_MAX + 32], initrd[PATH_MAX + 32], append[VM_MAX_CMDLINE];
+	static struct vm vm;
+	struct vm_config cfg;
+	const struct cpu_engine *engine;
+	char err[256], why[256], dir[PATH_MAX];
+	int r;
+
+	r = options_parse_run(argc, argv, &cfg, err, sizeof(err));
+	if (r == 1)
+		return 0;
+	if (r < 0)
+		die("%s", err);
+
+	if (cfg.default_guest) {
+		/*
+		 * The default guest is Debian's amd64 kernel where hardware
+		 * virtualization runs it, Debian's i386 kernel under bt.
+		 */
+		char probe_why[256];
+		const char *arch;
+		char cmd[2048];
+
+		if (cfg.engine == ENGINE_KVM ||
+		    (cfg.engine == ENGINE_AUTO &&
+		     kvm_engine.check(&cfg, probe_why, sizeof(probe_why)) == 0))
+			arch = "amd64";
+		else
+			arch = "i386";
+		guest_dir(dir, sizeof(dir));
+		snprintf(kernel, sizeof(kernel), "%s/vmlinuz-%s", dir, arch);
+		snprintf(initrd, sizeof(initrd), "%s/initrd-%s.img", dir, arch);
+		if (access(kernel, R_OK) || access(initrd, R_OK))
+			die("the default %s guest is not set up (%s): run `make setup` first", arch,
+			    strerror(errno));
+		cfg.kernel = kernel;
+		cfg.initrd = initrd;
+		r = snprintf(append, sizeof(append), "console=ttyS0 panic=-1 quiet%s%s",
+			     cfg.append ? " " : "", cfg.append ? cfg.append : "");
+		if (cfg.command) {
+			if (encode_command(cfg.command, cmd, sizeof(cmd)))
+				die("the command is too long for the kernel command line");
+			r = snprintf(append + r, sizeof(append) - (size_t)r, " ring3.cmd=%s", cmd);
+		}
+		cfg.append = append;
+	}
+
+	if (loader_probe(&cfg, why, sizeof(why)))
+		die("%s", why);
+	engine = choose_engine(&cfg);
+	log_debug("engine %s", engine->name);
+
+	if (console_open(&cfg) < 0)
+		return 1;
+	if (vm_create(&vm, &cfg, engine))
+		return 1;
+	r = vm_run(&vm);
+	vm_destroy(&vm);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	if (getenv("RING3_VERBOSE"))
+		log_verbose = 1;
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("ring3 %s\n", RING3_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 2, argv + 2);
+	die("unknown command '%s' (try ring3 --help)", argv[1]);
+}
