@@ -28,7 +28,7 @@ GUEST_TARGETS :=
 -include guest/linux/linux.mk
 -include tests/unit/unit.mk
 
-.PHONY: all check check-unit check-nested run setup bench clean
+.PHONY: all check check-nested run setup guest-linux bench clean
 all: ring3 $(GUEST_TARGETS)
 
 ring3: $(OBJS)
@@ -45,20 +45,31 @@ $(BUILD)/%.o: %.S
 	@echo "  AS      $<"
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-# Guest material (Debian packages) and the default initramfs.
+# Set-up first (it installs the compilers and libraries the build needs),
+# then a fresh make so that what it installed is seen.
 setup:
 	$(Q)scripts/setup.sh
 
-check: all setup $(UNIT_TESTS)
+GUEST_LINUX := $(BUILD)/guest-linux
+$(GUEST_LINUX)/initrd-%.img: guest/linux/init scripts/mkinitramfs.sh $(BUILD)/guest/ring3-exit-%
+	$(Q)scripts/mkinitramfs.sh $* $(GUEST_LINUX)
+
+guest-linux: $(GUEST_LINUX)/initrd-amd64.img $(GUEST_LINUX)/initrd-i386.img
+
+check: setup
+	$(Q)$(MAKE) --no-print-directory all guest-linux $(UNIT_TESTS)
 	$(Q)tests/run.sh
 
-check-nested: all setup
+check-nested: setup
+	$(Q)$(MAKE) --no-print-directory all guest-linux
 	$(Q)tests/run.sh tests/nested
 
-run: all setup
+run: setup
+	$(Q)$(MAKE) --no-print-directory all guest-linux
 	./ring3 run
 
-bench: all setup
+bench: setup
+	$(Q)$(MAKE) --no-print-directory all guest-linux
 	$(Q)bench/engines.sh
 
 clean:
