@@ -167,6 +167,9 @@ static int cmd_run(int argc, char **argv)
 		cfg.append = append;
 	}
 
+	/* An explicit --engine kvm that this host cannot serve is said first. */
+	if (cfg.engine == ENGINE_KVM && kvm_engine.check(&cfg, why, sizeof(why)))
+		die("%s", why);
 	if (loader_probe(&cfg, why, sizeof(why)))
 		die("%s", why);
 	engine = choose_engine(&cfg);
@@ -186,7 +189,8 @@ int main(int argc, char **argv)
 	if (getenv("RING3_VERBOSE"))
 		log_verbose = 1;
 	if (argc < 2) {
-		usage(stderr);
+		fprintf(stderr, "ring3: usage: ring3 run [options] [-- COMMAND [ARGS...]] "
+				"(ring3 --help for more)\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {

@@ -137,6 +137,7 @@ void options_usage_run(FILE *f)
 
 int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 {
+	bool dashdash = false;
 	int i;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -151,6 +152,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 		size_t nlen;
 
 		if (!strcmp(a, "--")) {
+			dashdash = true;
 			i++;
 			break;
 		}
@@ -194,7 +196,7 @@ int options_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, s
 	}
 	if (i < argc)
 		cfg->command = &argv[i];
-	if (cfg->command && !cfg->command[0]) {
+	if (dashdash && !cfg->command) {
 		snprintf(err, errlen, "nothing after --: give a command to run in the guest");
 		return -EINVAL;
 	}
