@@ -8,6 +8,7 @@
 #include "../core/log.h"
 #include "../core/vm.h"
 #include "dev.h"
+#include "pic.h"
 
 static const struct {
 	const char *name;
@@ -44,4 +45,5 @@ int dev_init_all(struct vm *vm)
 void dev_destroy_all(struct vm *vm)
 {
 	serial8250_destroy(vm);
+	pic_destroy(vm);
 }
