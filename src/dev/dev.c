@@ -9,6 +9,7 @@
 #include "../core/vm.h"
 #include "dev.h"
 #include "pic.h"
+#include "pit.h"
 
 static const struct {
 	const char *name;
@@ -45,5 +46,6 @@ int dev_init_all(struct vm *vm)
 void dev_destroy_all(struct vm *vm)
 {
 	serial8250_destroy(vm);
+	pit_destroy(vm);
 	pic_destroy(vm);
 }
