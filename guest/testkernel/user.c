@@ -1,0 +1,120 @@
+/*
+ * The ring-3 program. The linker script places this file's code at
+ * USER_BASE and its data right after; every task gets its own copy of the
+ * data pages. It may call nothing in the kernel: it asks by INT 0x80.
+ * What it checks is what a CPU does for CPL 3 (Intel SDM vol. 3 ch. 5-6).
+ */
+#include <stdint.h>
+#include "x86.h"
+#include "user.h"
+
+/* One per address space: each task writes its id here and must read it back. */
+static volatile uint32_t private_word;
+
+static uint32_t sys(uint32_t nr, uint32_t a, uint32_t b)
+{
+	asm volatile("int $0x80" : "+a"(nr) : "b"(a), "c"(b) : "memory");
+	return nr;
+}
+
+static void report(uint32_t key, uint32_t value)
+{
+	sys(SYS_REPORT, key, value);
+}
+
+/*
+ * Arm probe `slot` with label 1 as the resume address, then run `insn`;
+ * the kernel records the exception it raises. EDX carries one operand.
+ */
+#define UPROBE(slot, insn, edx)                                                                    \
+	do {                                                                                       \
+		uint32_t a_ = SYS_PROBE, d_ = (edx);                                              \
+		asm volatile("movl $1f, %%ecx\n\t"                                                \
+			     "int $0x80\n\t" insn "\n"                                             \
+			     "1:"                                                                  \
+			     : "+a"(a_), "+d"(d_)                                                  \
+			     : "b"(slot)                                                           \
+			     : "ecx", "memory", "cc");                                            \
+	} while (0)
+
+static void privileged_probes(void)
+{
+	/* IOPL is 0 and the TSS has no I/O bitmap: all four are #GP(0). */
+	UPROBE(P_CLI, "cli", 0);
+	UPROBE(P_HLT, "hlt", 0);
+	UPROBE(P_IN, "inb $0x21, %%al", 0);
+	UPROBE(P_OUT, "outb %%al, $0x80", 0);
+	/* Gate 0x81 has DPL 0: #GP with error code 0x81*8+2 (IDT, external=0). */
+	UPROBE(P_INT81, "int $0x81", 0);
+	/* Gate 3 has DPL 3: a real #BP, EIP after the INT3. */
+	UPROBE(P_INT3, "int3", 0);
+	/* Kernel pages are supervisor-only. */
+	UPROBE(P_READ_KERNEL, "movl (%%edx), %%edx", USER_KERNEL_VA);
+	UPROBE(P_WRITE_KERNEL, "movl %%edx, (%%edx)", USER_KERNEL_VA);
+	/* Our own code page is mapped read-only. */
+	UPROBE(P_WRITE_CODE, "movl %%edx, (%%edx)", (uint32_t)(uintptr_t)&user_main);
+	UPROBE(P_READ_GUARD, "movl (%%edx), %%edx", USER_GUARD);
+}
+
+static void transparency_reports(void)
+{
+	struct dtr d;
+
+	report(R_CS, read_cs());
+	report(R_SS, read_ss());
+	report(R_EFLAGS, read_eflags());
+	/* CR4.UMIP is off, so SGDT/SIDT work in ring 3 and show the kernel's tables. */
+	asm volatile("sgdt %0" : "=m"(d));
+	report(R_GDT_BASE, d.base);
+	report(R_GDT_LIMIT, d.limit);
+	asm volatile("sidt %0" : "=m"(d));
+	report(R_IDT_BASE, d.base);
+	report(R_IDT_LIMIT, d.limit);
+	report(R_ADD, sys(SYS_ADD, 40, 2));
+}
+
+/*
+ * Never yield: only the timer can take the CPU away. Meanwhile the other
+ * task writes its own id at the same virtual address.
+ */
+static void spin_with_private_word(uint32_t id)
+{
+	uint32_t n = 0;
+
+	private_word = id;
+	while (sys(SYS_SLICES, 0, 0) < USER_MIN_SLICES && n < USER_SPIN_LIMIT)
+		n++;
+	report(R_SPUN, sys(SYS_SLICES, 0, 0) >= USER_MIN_SLICES);
+	report(R_PRIVATE, private_word);
+}
+
+static void bench_syscall(uint32_t iters)
+{
+	uint64_t t0 = rdtsc();
+	for (uint32_t i = 0; i < iters; i++)
+		sys(SYS_NOP, 0, 0);
+	uint64_t dt = rdtsc() - t0;
+	report(R_CYCLES_LO, (uint32_t)dt);
+	report(R_CYCLES_HI, (uint32_t)(dt >> 32));
+}
+
+void user_main(uint32_t id, uint32_t mode, uint32_t arg)
+{
+	switch (mode) {
+	case UM_CHECKS:
+		transparency_reports();
+		privileged_probes();
+		spin_with_private_word(id);
+		break;
+	case UM_SPIN:
+		spin_with_private_word(id);
+		break;
+	case UM_BENCH_SYSCALL:
+		bench_syscall(arg);
+		break;
+	}
+	report(R_DONE, 1);
+	sys(SYS_EXIT, 0, 0);
+	for (;;)
+		;
+}

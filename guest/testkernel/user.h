@@ -1,0 +1,70 @@
+/*
+ * The contract between the kernel and its ring-3 program (user.c):
+ * system call numbers for INT 0x80, the task modes, and the keys under
+ * which a task reports what it saw. Registers: EAX = number, EBX/ECX/EDX
+ * = arguments, EAX = result (the Linux i386 convention).
+ */
+#ifndef TK_USER_H
+#define TK_USER_H
+
+#include <stdint.h>
+
+enum sys_nr {
+	SYS_EXIT = 1,	/* end this task */
+	SYS_NOP = 2,	/* return 0: the system-call benchmark */
+	SYS_ADD = 3,	/* return EBX + ECX */
+	SYS_REPORT = 4, /* report[EBX] = ECX */
+	SYS_PROBE = 5,	/* arm probe slot EBX, resume at ECX after an exception */
+	SYS_SLICES = 6, /* how many timer slices this task has been given */
+};
+
+enum user_mode {
+	UM_CHECKS = 1,	   /* task A: every ring-3 check */
+	UM_SPIN = 2,	   /* task B: only the address-space and preemption checks */
+	UM_BENCH_SYSCALL = 3,
+};
+
+enum user_report {
+	R_CS,
+	R_SS,
+	R_ADD,
+	R_EFLAGS,
+	R_GDT_BASE,
+	R_GDT_LIMIT,
+	R_IDT_BASE,
+	R_IDT_LIMIT,
+	R_PRIVATE, /* its private variable after several preemptions */
+	R_SPUN,	   /* 1 if it saw >= USER_MIN_SLICES slices while spinning */
+	R_CYCLES_LO,
+	R_CYCLES_HI,
+	R_DONE,
+	NR_REPORTS
+};
+
+enum user_probe {
+	P_CLI,
+	P_HLT,
+	P_IN,
+	P_OUT,
+	P_INT81,
+	P_INT3,
+	P_READ_KERNEL,
+	P_WRITE_KERNEL,
+	P_WRITE_CODE,
+	P_READ_GUARD,
+	NR_PROBES
+};
+
+/* A task's address space: PDE 1 (4-8 MiB) is its own, the rest the kernel's. */
+#define USER_BASE 0x00400000u	   /* code (shared, read-only), then private data */
+#define USER_STACK_TOP 0x00800000u /* one private stack page below this */
+#define USER_GUARD 0x007fe000u	   /* never mapped */
+#define USER_KERNEL_VA 0x00100000u /* a supervisor page the probes poke at */
+
+#define USER_MIN_SLICES 3
+#define USER_SPIN_LIMIT 200000000u /* give up if the timer never preempts */
+
+/* Where task_spawn() starts the program: user_main(id, mode, arg). */
+void user_main(uint32_t id, uint32_t mode, uint32_t arg) __attribute__((noreturn));
+
+#endif
