@@ -38,7 +38,8 @@ extern const char *const bench_names[B_COUNT];
 int bench_parse(struct bench_opts *o, const char *cmdline);
 uint32_t bench_iters(const struct bench_opts *o, enum bench_id b);
 
-/* One result line, e.g. "bench sieve iters=4 cycles_per_iter=... ns_per_iter=12.3 result=1077871". */
+/* One result line, e.g. "bench sieve iters=4 cycles_per_iter=... ns_per_iter=12.3 result=1077871".
+ */
 struct bench_result {
 	enum bench_id id;
 	uint32_t iters;

@@ -6,16 +6,16 @@
 #include "bench.h"
 
 const char *const bench_names[B_COUNT] = {
-	[B_SYSCALL] = "syscall", [B_PAGEFAULT] = "pagefault", [B_PORTIO] = "portio",
-	[B_CR3] = "cr3",	 [B_INVLPG] = "invlpg",	      [B_INT] = "int",
-	[B_CLISTI] = "clisti",	 [B_PUSHFPOPF] = "pushfpopf", [B_SIEVE] = "sieve",
-	[B_CRC32] = "crc32",
+    [B_SYSCALL] = "syscall", [B_PAGEFAULT] = "pagefault", [B_PORTIO] = "portio",
+    [B_CR3] = "cr3",	     [B_INVLPG] = "invlpg",	  [B_INT] = "int",
+    [B_CLISTI] = "clisti",   [B_PUSHFPOPF] = "pushfpopf", [B_SIEVE] = "sieve",
+    [B_CRC32] = "crc32",
 };
 
 static const uint32_t default_iters[B_COUNT] = {
-	[B_SYSCALL] = 100000, [B_PAGEFAULT] = 20000, [B_PORTIO] = 100000, [B_CR3] = 100000,
-	[B_INVLPG] = 100000,  [B_INT] = 100000,	     [B_CLISTI] = 1000000, [B_PUSHFPOPF] = 1000000,
-	[B_SIEVE] = 4,	      [B_CRC32] = 64,
+    [B_SYSCALL] = 100000, [B_PAGEFAULT] = 20000, [B_PORTIO] = 100000,  [B_CR3] = 100000,
+    [B_INVLPG] = 100000,  [B_INT] = 100000,	 [B_CLISTI] = 1000000, [B_PUSHFPOPF] = 1000000,
+    [B_SIEVE] = 4,	  [B_CRC32] = 64,
 };
 
 static int is_space(char c)
@@ -68,7 +68,8 @@ static int parse_list(struct bench_opts *o, const char *s, const char *end)
 			if (after(s, name_end, bench_names[b]) != name_end)
 				continue;
 			o->mask |= 1u << b;
-			if (colon && (parse_u32(colon + 1, item_end, &o->iters_of[b]) || !o->iters_of[b]))
+			if (colon &&
+			    (parse_u32(colon + 1, item_end, &o->iters_of[b]) || !o->iters_of[b]))
 				return -1;
 			found = 1;
 		}
@@ -83,7 +84,7 @@ int bench_parse(struct bench_opts *o, const char *cmdline)
 {
 	const char *s = cmdline;
 
-	*o = (struct bench_opts){ 0 };
+	*o = (struct bench_opts){0};
 	while (*s) {
 		while (is_space(*s))
 			s++;
@@ -143,7 +144,7 @@ static void put_u64(struct out *o, uint64_t v, int min_digits)
 
 int bench_format(char *buf, int len, const struct bench_result *r, uint32_t tsc_khz)
 {
-	struct out o = { buf, len, 0 };
+	struct out o = {buf, len, 0};
 	uint32_t iters = r->iters ? r->iters : 1;
 	/* ns = cycles / (kHz / 1e6); keep one decimal: tenths of a ns. */
 	uint64_t tenth_ns = tsc_khz ? r->cycles * 10000000ull / ((uint64_t)tsc_khz * iters) : 0;
@@ -167,7 +168,7 @@ int bench_format(char *buf, int len, const struct bench_result *r, uint32_t tsc_
 
 int bench_format_tsc(char *buf, int len, uint32_t tsc_khz, const char *source)
 {
-	struct out o = { buf, len, 0 };
+	struct out o = {buf, len, 0};
 
 	put_str(&o, "tsc mhz=");
 	put_u64(&o, tsc_khz / 1000, 1);

@@ -65,7 +65,8 @@ int main(int argc, char **argv)
 	puts(line);
 
 	if (o.mask & (1u << B_SIEVE)) {
-		struct bench_result r = { .id = B_SIEVE, .iters = bench_iters(&o, B_SIEVE), .has_result = 1 };
+		struct bench_result r = {
+		    .id = B_SIEVE, .iters = bench_iters(&o, B_SIEVE), .has_result = 1};
 		uint64_t t0 = rdtsc();
 		for (uint32_t i = 0; i < r.iters; i++)
 			r.result = sieve_count_primes(buffer, SIEVE_BYTES);
@@ -73,7 +74,8 @@ int main(int argc, char **argv)
 		print(&r, khz);
 	}
 	if (o.mask & (1u << B_CRC32)) {
-		struct bench_result r = { .id = B_CRC32, .iters = bench_iters(&o, B_CRC32), .has_result = 1 };
+		struct bench_result r = {
+		    .id = B_CRC32, .iters = bench_iters(&o, B_CRC32), .has_result = 1};
 		fill_pattern(buffer, CRC_BYTES);
 		crc32_init();
 		uint64_t t0 = rdtsc();

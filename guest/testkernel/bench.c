@@ -7,16 +7,19 @@
 #include "task.h"
 #include "../bench/bench.h"
 
-static uint64_t run_syscall(uint32_t iters)
+/* Each runner returns the TSC cycles of all iterations; only the CPU loops set *result. */
+static uint64_t run_syscall(uint32_t iters, uint32_t *result)
 {
+	(void)result;
 	struct task *t = task_spawn(UM_BENCH_SYSCALL, iters);
 	task_run_all(); /* the task times itself with RDTSC in ring 3 */
 	return t->report[R_CYCLES_LO] | (uint64_t)t->report[R_CYCLES_HI] << 32;
 }
 
 /* Each iteration: mark the PTE not present, INVLPG, touch: #PF, the handler sets P, retry. */
-static uint64_t run_pagefault(uint32_t iters)
+static uint64_t run_pagefault(uint32_t iters, uint32_t *result)
 {
+	(void)result;
 	uint32_t va = WIN_VA(WIN_BENCH_PF);
 	volatile uint32_t *p = (volatile uint32_t *)va;
 
@@ -31,16 +34,18 @@ static uint64_t run_pagefault(uint32_t iters)
 	return rdtsc() - t0;
 }
 
-static uint64_t run_portio(uint32_t iters)
+static uint64_t run_portio(uint32_t iters, uint32_t *result)
 {
+	(void)result;
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++)
 		(void)inb(0x21); /* the 8259 IMR: harmless to read */
 	return rdtsc() - t0;
 }
 
-static uint64_t run_cr3(uint32_t iters)
+static uint64_t run_cr3(uint32_t iters, uint32_t *result)
 {
+	(void)result;
 	uint32_t *copy = (uint32_t *)frame_alloc();
 
 	memcpy(copy, kernel_pd, PAGE_SIZE);
@@ -52,11 +57,12 @@ static uint64_t run_cr3(uint32_t iters)
 	return dt;
 }
 
-static uint64_t run_invlpg(uint32_t iters)
+static uint64_t run_invlpg(uint32_t iters, uint32_t *result)
 {
+	(void)result;
 	uint32_t va = WIN_VA(WIN_BENCH_PG);
 	uint32_t *pte = pte_of(va);
-	uint32_t f[2] = { frame_alloc(), frame_alloc() };
+	uint32_t f[2] = {frame_alloc(), frame_alloc()};
 
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++) {
@@ -67,24 +73,27 @@ static uint64_t run_invlpg(uint32_t iters)
 	return rdtsc() - t0;
 }
 
-static uint64_t run_int(uint32_t iters)
+static uint64_t run_int(uint32_t iters, uint32_t *result)
 {
+	(void)result;
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++)
 		asm volatile("int $0x81" ::: "memory");
 	return rdtsc() - t0;
 }
 
-static uint64_t run_clisti(uint32_t iters)
+static uint64_t run_clisti(uint32_t iters, uint32_t *result)
 {
+	(void)result;
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++)
 		asm volatile("cli; sti" ::: "memory");
 	return rdtsc() - t0;
 }
 
-static uint64_t run_pushfpopf(uint32_t iters)
+static uint64_t run_pushfpopf(uint32_t iters, uint32_t *result)
 {
+	(void)result;
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++)
 		asm volatile("pushfl; popfl" ::: "memory", "cc");
@@ -112,6 +121,13 @@ static uint64_t run_crc32(uint32_t iters, uint32_t *result)
 
 _Static_assert(SIEVE_BYTES == SIEVE_SIZE && CRC_BYTES <= CRC_SIZE, "buffers fit the memory map");
 
+static uint64_t (*const runners[B_COUNT])(uint32_t iters, uint32_t *result) = {
+    [B_SYSCALL] = run_syscall, [B_PAGEFAULT] = run_pagefault, [B_PORTIO] = run_portio,
+    [B_CR3] = run_cr3,	       [B_INVLPG] = run_invlpg,	      [B_INT] = run_int,
+    [B_CLISTI] = run_clisti,   [B_PUSHFPOPF] = run_pushfpopf, [B_SIEVE] = run_sieve,
+    [B_CRC32] = run_crc32,
+};
+
 static void print_line(const struct bench_result *r)
 {
 	char line[160];
@@ -135,19 +151,9 @@ uint32_t bench_run(const char *cmdline)
 	for (int b = 0; b < B_COUNT; b++) {
 		if (!(o.mask & (1u << b)))
 			continue;
-		struct bench_result r = { .id = (enum bench_id)b, .iters = bench_iters(&o, b) };
-		switch (b) {
-		case B_SYSCALL: r.cycles = run_syscall(r.iters); break;
-		case B_PAGEFAULT: r.cycles = run_pagefault(r.iters); break;
-		case B_PORTIO: r.cycles = run_portio(r.iters); break;
-		case B_CR3: r.cycles = run_cr3(r.iters); break;
-		case B_INVLPG: r.cycles = run_invlpg(r.iters); break;
-		case B_INT: r.cycles = run_int(r.iters); break;
-		case B_CLISTI: r.cycles = run_clisti(r.iters); break;
-		case B_PUSHFPOPF: r.cycles = run_pushfpopf(r.iters); break;
-		case B_SIEVE: r.cycles = run_sieve(r.iters, &r.result); r.has_result = 1; break;
-		case B_CRC32: r.cycles = run_crc32(r.iters, &r.result); r.has_result = 1; break;
-		}
+		struct bench_result r = {.id = (enum bench_id)b, .iters = bench_iters(&o, b)};
+		r.cycles = runners[b](r.iters, &r.result);
+		r.has_result = b == B_SIEVE || b == B_CRC32;
 		print_line(&r);
 	}
 	return 0;

@@ -75,14 +75,16 @@ static void check_descriptor_queries(void)
 	uint32_t v;
 
 	v = lsl(SEL_ODD, &ok);
-	tap_eq(ok ? v : 0xdead, ODD_LIMIT, "lsl of GDT data segment 0x40 returns its limit 0x12345");
+	tap_eq(ok ? v : 0xdead, ODD_LIMIT,
+	       "lsl of GDT data segment 0x40 returns its limit 0x12345");
 	v = lsl(SEL_LDT_DATA, &ok);
 	tap_eq(ok ? v : 0xdead, LDT_LIMIT, "lsl of LDT data segment 0x04 returns its limit 0xabcd");
 	v = lsl(SEL_KDATA, &ok);
 	tap_eq(ok ? v : 0xdead, 0xffffffff, "lsl of the flat data segment returns 0xffffffff");
 	/* LAR returns the descriptor's second dword masked with 0x00f0ff00. */
 	v = lar(SEL_ODD, &ok);
-	tap_eq(ok ? v : 0xdead, 0x00409300, "lar of segment 0x40 returns its access rights 0x00409300");
+	tap_eq(ok ? v : 0xdead, 0x00409300,
+	       "lar of segment 0x40 returns its access rights 0x00409300");
 	v = lar(SEL_UCODE, &ok);
 	tap_eq(ok ? v : 0xdead, 0x00c0fb00, "lar of user code 0x1b returns 0x00c0fb00");
 	lsl(GDT_ENTRIES * 8, &ok);

@@ -10,7 +10,8 @@ void checks_dev(void)
 {
 	tap_ok(serial_thr_empty(), "16550 LSR shows THR empty when idle");
 	tap_eq(serial_scratch(0xa5), 0xa5, "16550 scratch register keeps a byte");
-	tap_eq((uint32_t)serial_loopback(0x5a), 0x5a, "16550 loopback: a byte sent on THR arrives in RBR");
+	tap_eq((uint32_t)serial_loopback(0x5a), 0x5a,
+	       "16550 loopback: a byte sent on THR arrives in RBR");
 	int irqs = serial_irq_transmit("# this line was sent by THR-empty interrupts (IRQ 4)\n");
 	if (!tap_ok(irqs >= 1, "16550 THR-empty interrupts (IRQ 4) sent a whole line"))
 		kprintf("#   result %d\n", irqs);

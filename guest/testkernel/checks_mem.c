@@ -34,7 +34,8 @@ static void check_fault_codes(void)
 
 	uint32_t ro = WIN_VA(WIN_RO) + 0x10;
 	probe_write(ro, 0x1234);
-	tap_pf(&kprobe, PF_P | PF_W, ro, "ring-0 write to a read-only page with CR0.WP=1: #PF err 0x3");
+	tap_pf(&kprobe, PF_P | PF_W, ro,
+	       "ring-0 write to a read-only page with CR0.WP=1: #PF err 0x3");
 
 	write_cr0(read_cr0() & ~CR0_WP);
 	probe_write(ro, 0x5678);

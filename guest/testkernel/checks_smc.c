@@ -9,7 +9,8 @@
 uint32_t smc_target(void);
 uint32_t smc_inline(void);
 
-static const uint8_t target_bytes[6] = { 0xb8, 0x11, 0x11, 0x11, 0x11, 0xc3 }; /* mov $imm, %eax; ret */
+static const uint8_t target_bytes[6] = {0xb8, 0x11, 0x11,
+					0x11, 0x11, 0xc3}; /* mov $imm, %eax; ret */
 
 void checks_smc(void)
 {

@@ -15,10 +15,14 @@ static void check_exceptions(void)
 			kprobe.resume);
 
 	uint32_t a = 1, d = 0, zero = 0;
-	asm volatile(KPROBE_BEGIN "divl %2" KPROBE_END : "+a"(a), "+d"(d) : "r"(zero) : "memory", "cc");
+	asm volatile(KPROBE_BEGIN "divl %2" KPROBE_END
+		     : "+a"(a), "+d"(d)
+		     : "r"(zero)
+		     : "memory", "cc");
 	if (!tap_ok(kprobe.vector == 0 && kprobe.eip == kprobe_at,
 		    "divide by zero raises #DE with EIP at the div"))
-		kprintf("#   vector %u eip %08x, div at %08x\n", kprobe.vector, kprobe.eip, kprobe_at);
+		kprintf("#   vector %u eip %08x, div at %08x\n", kprobe.vector, kprobe.eip,
+			kprobe_at);
 
 	asm volatile(KPROBE_BEGIN "ud2" KPROBE_END ::: "memory");
 	tap_ok(kprobe.vector == 6 && kprobe.eip == kprobe_at, "ud2 raises #UD with EIP at the ud2");
@@ -29,7 +33,8 @@ static void check_exceptions(void)
 
 	uint32_t before = vec_test_count;
 	asm volatile("int $0x81" ::: "memory");
-	tap_eq(vec_test_count - before, 1, "int $0x81 (DPL-0 gate) from ring 0 reaches its handler");
+	tap_eq(vec_test_count - before, 1,
+	       "int $0x81 (DPL-0 gate) from ring 0 reaches its handler");
 }
 
 /* Spin with IF=0 until the PIC has latched a timer request (or ~3 ticks pass). */
@@ -68,7 +73,8 @@ static void check_timer(void)
 	write_eflags(fl | FL_IF);
 	asm volatile("nop; nop" ::: "memory"); /* the IRQ is taken before these */
 	uint32_t t_after = ticks;
-	if (!tap_ok(pending && t_held == t0, "popf IF=0 holds a pending timer IRQ (in the IRR, no tick)"))
+	if (!tap_ok(pending && t_held == t0,
+		    "popf IF=0 holds a pending timer IRQ (in the IRR, no tick)"))
 		kprintf("#   irr pending %d, ticks moved by %u\n", pending, t_held - t0);
 	tap_eq(t_after - t0, 1, "popf IF=1 lets the pending timer IRQ in at once");
 }

@@ -24,15 +24,16 @@ void checks_user(void)
 	tap_eq(a->report[R_ADD], 42, "int 0x80 passes arguments in registers and returns a result");
 	if (!tap_ok(a->esp0_hits > 0 && a->esp0_miss == 0 && b->esp0_miss == 0,
 		    "int 0x80 from ring 3 runs on the task's kernel stack (TSS ESP0)"))
-		kprintf("#   on stack %u, elsewhere %u\n", a->esp0_hits, a->esp0_miss + b->esp0_miss);
+		kprintf("#   on stack %u, elsewhere %u\n", a->esp0_hits,
+			a->esp0_miss + b->esp0_miss);
 	uint32_t fl = a->report[R_EFLAGS];
 	if (!tap_ok((fl & FL_IF) && !(fl & FL_IOPL), "pushf in ring 3 shows IF=1 and IOPL=0"))
 		kprintf("#   eflags 0x%x\n", fl);
 	tap_ok(a->report[R_GDT_BASE] == gdt_loaded.base &&
-		       a->report[R_GDT_LIMIT] == gdt_loaded.limit,
+		   a->report[R_GDT_LIMIT] == gdt_loaded.limit,
 	       "sgdt in ring 3 returns the kernel's GDT (CR4.UMIP is off)");
 	tap_ok(a->report[R_IDT_BASE] == idt_loaded.base &&
-		       a->report[R_IDT_LIMIT] == idt_loaded.limit,
+		   a->report[R_IDT_LIMIT] == idt_loaded.limit,
 	       "sidt in ring 3 returns the kernel's IDT");
 
 	check_probe(a, P_CLI, 13, 0, "cli in ring 3 raises #GP(0)");
@@ -42,19 +43,22 @@ void checks_user(void)
 	check_probe(a, P_INT81, 13, VEC_TEST * 8 + 2,
 		    "int $0x81 to a DPL-0 gate from ring 3 raises #GP(0x40a)");
 	const struct probe *p = &a->probe[P_INT3];
-	tap_ok(p->vector == 3 && p->eip == p->resume, "int3 in ring 3 raises #BP with EIP after it");
+	tap_ok(p->vector == 3 && p->eip == p->resume,
+	       "int3 in ring 3 raises #BP with EIP after it");
 	tap_pf(&a->probe[P_READ_KERNEL], PF_U | PF_P, USER_KERNEL_VA,
 	       "ring 3 read of a supervisor page: #PF err 0x5");
 	tap_pf(&a->probe[P_WRITE_KERNEL], PF_U | PF_W | PF_P, USER_KERNEL_VA,
 	       "ring 3 write to a supervisor page: #PF err 0x7");
 	tap_pf(&a->probe[P_WRITE_CODE], PF_U | PF_W | PF_P, (uint32_t)user_main,
 	       "ring 3 write to its read-only code page: #PF err 0x7");
-	tap_pf(&a->probe[P_READ_GUARD], PF_U, USER_GUARD, "ring 3 read of an unmapped page: #PF err 0x4");
+	tap_pf(&a->probe[P_READ_GUARD], PF_U, USER_GUARD,
+	       "ring 3 read of an unmapped page: #PF err 0x4");
 
-	if (!tap_ok(a->report[R_PRIVATE] == a->id && b->report[R_PRIVATE] == b->id && a->cr3 != b->cr3,
+	if (!tap_ok(a->report[R_PRIVATE] == a->id && b->report[R_PRIVATE] == b->id &&
+			a->cr3 != b->cr3,
 		    "two tasks keep their own value at the same virtual address"))
-		kprintf("#   task %u read %u, task %u read %u\n", a->id, a->report[R_PRIVATE], b->id,
-			b->report[R_PRIVATE]);
+		kprintf("#   task %u read %u, task %u read %u\n", a->id, a->report[R_PRIVATE],
+			b->id, b->report[R_PRIVATE]);
 	if (!tap_ok(a->report[R_SPUN] && b->report[R_SPUN] && task_switches() >= 4,
 		    "the timer preempts spinning ring-3 tasks (>= 4 switches)"))
 		kprintf("#   switches %u, spun %u/%u\n", task_switches(), a->report[R_SPUN],

@@ -11,7 +11,7 @@ struct seg_desc {
 	uint16_t limit_lo;
 	uint16_t base_lo;
 	uint8_t base_mid;
-	uint8_t access; /* P | DPL(2) | S | type(4) */
+	uint8_t access;		/* P | DPL(2) | S | type(4) */
 	uint8_t flags_limit_hi; /* G | D/B | L | AVL | limit 19:16 */
 	uint8_t base_hi;
 } __attribute__((packed));
@@ -22,10 +22,10 @@ struct seg_desc {
 #define ACC_RODATA0 0x91 /* present, DPL 0, data, read-only, accessed */
 #define ACC_CODE3 0xfb	 /* DPL 3 */
 #define ACC_DATA3 0xf3
-#define ACC_TSS 0x89	 /* present, DPL 0, system, 32-bit TSS (available) */
-#define ACC_LDT 0x82	 /* present, DPL 0, system, LDT */
-#define FL_4K_32 0xc	 /* G=1 (limit in 4 KiB units), D=1 (32-bit) */
-#define FL_BYTE_32 0x4	 /* G=0 (limit in bytes), D=1 */
+#define ACC_TSS 0x89   /* present, DPL 0, system, 32-bit TSS (available) */
+#define ACC_LDT 0x82   /* present, DPL 0, system, LDT */
+#define FL_4K_32 0xc   /* G=1 (limit in 4 KiB units), D=1 (32-bit) */
+#define FL_BYTE_32 0x4 /* G=0 (limit in bytes), D=1 */
 
 /* The 32-bit TSS (SDM vol. 3 §7.2.1). We use only ESP0/SS0 and the I/O map base. */
 struct tss {
@@ -44,12 +44,12 @@ struct dtr gdt_loaded;
 static struct seg_desc seg(uint32_t base, uint32_t limit, uint8_t access, uint8_t flags)
 {
 	struct seg_desc d = {
-		.limit_lo = limit & 0xffff,
-		.base_lo = base & 0xffff,
-		.base_mid = (base >> 16) & 0xff,
-		.access = access,
-		.flags_limit_hi = (uint8_t)((flags << 4) | ((limit >> 16) & 0xf)),
-		.base_hi = base >> 24,
+	    .limit_lo = limit & 0xffff,
+	    .base_lo = base & 0xffff,
+	    .base_mid = (base >> 16) & 0xff,
+	    .access = access,
+	    .flags_limit_hi = (uint8_t)((flags << 4) | ((limit >> 16) & 0xf)),
+	    .base_hi = base >> 24,
 	};
 	return d;
 }

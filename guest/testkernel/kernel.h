@@ -43,20 +43,20 @@
  */
 #define KERNEL_BASE 0x00100000u /* the multiboot loader puts us at 1 MiB */
 /* USER_BASE, USER_STACK_TOP, USER_GUARD: see user.h */
-#define POOL_BASE 0x00800000u	/* page frames handed out by frame_alloc() */
+#define POOL_BASE 0x00800000u /* page frames handed out by frame_alloc() */
 #define POOL_END 0x01000000u
 #define SIEVE_BASE 0x01000000u /* 16 MiB, 4 MiB pages */
 #define SIEVE_SIZE 0x01000000u
 #define CRC_BASE 0x02000000u /* 1 MiB */
 #define CRC_SIZE 0x00100000u
-#define MEM_USED 0x02100000u /* RAM the kernel needs */
-#define MEM_END 0x04000000u  /* identity-mapped (4 MiB pages) up to here */
-#define WINDOW_BASE 0x80000000u /* one page table of test pages, see paging.c */
+#define MEM_USED 0x02100000u	 /* RAM the kernel needs */
+#define MEM_END 0x04000000u	 /* identity-mapped (4 MiB pages) up to here */
+#define WINDOW_BASE 0x80000000u	 /* one page table of test pages, see paging.c */
 #define ALIAS4M_BASE 0xc0000000u /* a 4 MiB page aliasing SIEVE_BASE */
 #define UNMAPPED_VA 0x90000123u	 /* no page table behind it */
 
 /* Slots in the test window (WINDOW_BASE + slot * 4 KiB). */
-#define WIN_DEMAND 0	/* 0..63: demand-paged on first touch */
+#define WIN_DEMAND 0 /* 0..63: demand-paged on first touch */
 #define WIN_NDEMAND 64
 #define WIN_RO 64	/* present, read-only */
 #define WIN_AD 65	/* accessed/dirty bit test */
@@ -66,7 +66,7 @@
 #define WIN_GUARD 69	/* never present */
 #define WIN_BENCH_PG 70 /* invlpg benchmark */
 #define WIN_BENCH_PF 71 /* page-fault benchmark */
-#define WIN_VA(slot) (WINDOW_BASE + (uint32_t)(slot) * PAGE_SIZE)
+#define WIN_VA(slot) (WINDOW_BASE + (uint32_t)(slot)*PAGE_SIZE)
 
 #define HZ 100 /* timer interrupts per second */
 

@@ -22,7 +22,7 @@ struct multiboot_info {
 	uint32_t mem_upper; /* KiB from 1 MiB up to the first hole */
 	uint32_t boot_device;
 	uint32_t cmdline; /* physical address of a NUL-terminated string */
-	/* modules, symbols, memory map... follow; we use none of them */
+			  /* modules, symbols, memory map... follow; we use none of them */
 };
 #endif
 

@@ -7,7 +7,7 @@
 #include "kernel.h"
 
 uint32_t kernel_pd[1024] __attribute__((aligned(4096)));
-static uint32_t pt_low[1024] __attribute__((aligned(4096)));	 /* 0 - 4 MiB */
+static uint32_t pt_low[1024] __attribute__((aligned(4096)));	/* 0 - 4 MiB */
 static uint32_t pt_window[1024] __attribute__((aligned(4096))); /* WINDOW_BASE */
 static uint32_t next_frame = POOL_BASE;
 uint32_t demand_faults;

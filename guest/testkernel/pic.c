@@ -10,9 +10,9 @@
 #define PIC2_CMD 0xa0
 #define PIC2_DATA 0xa1
 
-#define ICW1_INIT 0x11	 /* edge triggered, cascade, ICW4 follows */
-#define ICW4_8086 0x01	 /* 8086 mode, normal (not automatic) EOI */
-#define OCW2_EOI 0x20	 /* non-specific end of interrupt */
+#define ICW1_INIT 0x11	   /* edge triggered, cascade, ICW4 follows */
+#define ICW4_8086 0x01	   /* 8086 mode, normal (not automatic) EOI */
+#define OCW2_EOI 0x20	   /* non-specific end of interrupt */
 #define OCW3_READ_IRR 0x0a /* next read of the command port returns the IRR */
 #define OCW3_READ_ISR 0x0b /* ... the ISR */
 
@@ -28,10 +28,10 @@ void pic_init(void)
 {
 	outb(PIC1_CMD, ICW1_INIT);
 	outb(PIC2_CMD, ICW1_INIT);
-	outb(PIC1_DATA, VEC_IRQ0);	/* ICW2: vector base */
+	outb(PIC1_DATA, VEC_IRQ0); /* ICW2: vector base */
 	outb(PIC2_DATA, VEC_IRQ0 + 8);
-	outb(PIC1_DATA, 1 << 2);	/* ICW3: slave on IRQ 2 */
-	outb(PIC2_DATA, 2);		/* ICW3: slave id 2 */
+	outb(PIC1_DATA, 1 << 2); /* ICW3: slave on IRQ 2 */
+	outb(PIC2_DATA, 2);	 /* ICW3: slave id 2 */
 	outb(PIC1_DATA, ICW4_8086);
 	outb(PIC2_DATA, ICW4_8086);
 	imr = 0xffff & ~(1u << 2); /* everything masked but the cascade */

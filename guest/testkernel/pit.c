@@ -10,11 +10,11 @@
 #define PIT_CH0 0x40
 #define PIT_CH2 0x42
 #define PIT_CMD 0x43
-#define PORT_B 0x61	/* bit 0: channel 2 gate, bit 1: speaker, bit 5: OUT2 */
+#define PORT_B 0x61	  /* bit 0: channel 2 gate, bit 1: speaker, bit 5: OUT2 */
 #define CMD_CH0_RATE 0x34 /* channel 0, lobyte/hibyte, mode 2 (rate generator) */
 #define CMD_CH0_LATCH 0x00
 #define CMD_CH2_ONESHOT 0xb0 /* channel 2, lobyte/hibyte, mode 0 (interrupt on terminal count) */
-#define CAL_COUNT 59659u /* 50 ms of PIT clock */
+#define CAL_COUNT 59659u     /* 50 ms of PIT clock */
 
 volatile uint32_t ticks;
 uint32_t tsc_khz;

@@ -30,13 +30,20 @@ int tap_eq(uint32_t got, uint32_t want, const char *desc)
 static const char *vector_name(uint32_t v)
 {
 	switch (v) {
-	case 0: return "#DE";
-	case 3: return "#BP";
-	case 6: return "#UD";
-	case 13: return "#GP";
-	case 14: return "#PF";
-	case PROBE_NONE: return "no exception";
-	default: return "another vector";
+	case 0:
+		return "#DE";
+	case 3:
+		return "#BP";
+	case 6:
+		return "#UD";
+	case 13:
+		return "#GP";
+	case 14:
+		return "#PF";
+	case PROBE_NONE:
+		return "no exception";
+	default:
+		return "another vector";
 	}
 }
 
@@ -45,8 +52,9 @@ int tap_probe(const struct probe *p, uint32_t vector, uint32_t err, const char *
 {
 	int ok = tap_ok(p->vector == vector && p->err == err, desc);
 	if (!ok)
-		kprintf("#   expected %s (%u) err 0x%x, got %s (%u) err 0x%x\n", vector_name(vector),
-			vector, err, vector_name(p->vector), p->vector, p->err);
+		kprintf("#   expected %s (%u) err 0x%x, got %s (%u) err 0x%x\n",
+			vector_name(vector), vector, err, vector_name(p->vector), p->vector,
+			p->err);
 	return ok;
 }
 
@@ -55,8 +63,8 @@ int tap_pf(const struct probe *p, uint32_t err, uint32_t cr2, const char *desc)
 {
 	int ok = tap_ok(p->vector == 14 && p->err == err && p->cr2 == cr2, desc);
 	if (!ok)
-		kprintf("#   expected #PF err 0x%x cr2 0x%08x, got %s (%u) err 0x%x cr2 0x%08x\n", err,
-			cr2, vector_name(p->vector), p->vector, p->err, p->cr2);
+		kprintf("#   expected #PF err 0x%x cr2 0x%08x, got %s (%u) err 0x%x cr2 0x%08x\n",
+			err, cr2, vector_name(p->vector), p->vector, p->err, p->cr2);
 	return ok;
 }
 

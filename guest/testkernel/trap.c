@@ -16,8 +16,8 @@ _Static_assert(offsetof(struct probe, resume) == 4, "probe layout");
 _Static_assert(offsetof(struct probe, vector) == 8, "probe layout");
 
 static const char *const exception_names[32] = {
-	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
-	"#NP", "#SS", "#GP", "#PF", "res", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
+    "#NP", "#SS", "#GP", "#PF", "res", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
 };
 
 /* If a probe is armed, record the exception in it and resume past the instruction. */
@@ -56,8 +56,9 @@ static void irq(struct trapframe *tf, int n)
 
 static void unexpected(struct trapframe *tf, uint32_t cr2)
 {
-	const char *name = tf->vector < 32 && exception_names[tf->vector] ?
-				   exception_names[tf->vector] : "interrupt";
+	const char *name = tf->vector < 32 && exception_names[tf->vector]
+			       ? exception_names[tf->vector]
+			       : "interrupt";
 
 	kprintf("# unexpected %s (vector %u) err 0x%x at %04x:%08x eflags %08x cr2 %08x\n", name,
 		tf->vector, tf->err, tf->cs, tf->eip, tf->eflags, cr2);

@@ -28,13 +28,13 @@ static void report(uint32_t key, uint32_t value)
  */
 #define UPROBE(slot, insn, edx)                                                                    \
 	do {                                                                                       \
-		uint32_t a_ = SYS_PROBE, d_ = (edx);                                              \
-		asm volatile("movl $1f, %%ecx\n\t"                                                \
+		uint32_t a_ = SYS_PROBE, d_ = (edx);                                               \
+		asm volatile("movl $1f, %%ecx\n\t"                                                 \
 			     "int $0x80\n\t" insn "\n"                                             \
 			     "1:"                                                                  \
 			     : "+a"(a_), "+d"(d_)                                                  \
 			     : "b"(slot)                                                           \
-			     : "ecx", "memory", "cc");                                            \
+			     : "ecx", "memory", "cc");                                             \
 	} while (0)
 
 static void privileged_probes(void)

@@ -19,8 +19,8 @@ enum sys_nr {
 };
 
 enum user_mode {
-	UM_CHECKS = 1,	   /* task A: every ring-3 check */
-	UM_SPIN = 2,	   /* task B: only the address-space and preemption checks */
+	UM_CHECKS = 1, /* task A: every ring-3 check */
+	UM_SPIN = 2,   /* task B: only the address-space and preemption checks */
 	UM_BENCH_SYSCALL = 3,
 };
 

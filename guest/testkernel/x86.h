@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 /* Control registers (SDM vol. 3 §2.5). */
-#define CR0_PE 0x00000001u /* protected mode */
-#define CR0_ET 0x00000010u /* extension type: hardwired 1 since the 486 */
-#define CR0_WP 0x00010000u /* ring 0 honours read-only pages */
-#define CR0_PG 0x80000000u /* paging */
+#define CR0_PE 0x00000001u  /* protected mode */
+#define CR0_ET 0x00000010u  /* extension type: hardwired 1 since the 486 */
+#define CR0_WP 0x00010000u  /* ring 0 honours read-only pages */
+#define CR0_PG 0x80000000u  /* paging */
 #define CR4_PSE 0x00000010u /* 4 MiB pages in non-PAE paging */
 
 /* EFLAGS (SDM vol. 1 §3.4.3, vol. 3 §2.3). */
