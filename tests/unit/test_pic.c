@@ -304,10 +304,11 @@ static void test_hostile(void)
 	ok(!pic_intr(vm.pic), "every edge request is served exactly once");
 }
 
-static int hammer_done;
+static int hammer_go, hammer_done;
 
 static void *hammer(void *arg)
 {
+	__atomic_store_n(&hammer_go, 1, __ATOMIC_RELEASE);
 	for (int i = 0; i < 100000; i++) {
 		pic_set_irq(vm.pic, 4, 1);
 		pic_set_irq(vm.pic, 4, 0);
@@ -324,6 +325,8 @@ static void test_threads(void)
 	fresh();
 	linux_init(0x03);
 	pthread_create(&t, NULL, hammer, NULL);
+	while (!__atomic_load_n(&hammer_go, __ATOMIC_ACQUIRE))
+		;
 	while (!__atomic_load_n(&hammer_done, __ATOMIC_ACQUIRE))
 		if (pic_intr(vm.pic) && pic_ack(vm.pic) == 0x34)
 			acks++;
