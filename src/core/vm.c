@@ -74,11 +74,16 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&none);
 	pthread_sigmask(SIG_SETMASK, &none, NULL);
 
+	/*
+	 * One exit struct for the thread's life, not cleared between runs: the
+	 * data of an MMIO read, which the run loop fills, is what the engine
+	 * completes the instruction with on the next vcpu_run.
+	 */
+	memset(&exit, 0, sizeof(exit));
 	while (!atomic_load(&vm->stopping)) {
 		uint64_t t0 = clock_ns(), t1;
 		int err;
 
-		memset(&exit, 0, sizeof(exit));
 		err = vm->engine->vcpu_run(vcpu, &exit);
 		t1 = clock_ns();
 		vcpu->stats.run_ns += t1 - t0;

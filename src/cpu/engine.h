@@ -32,7 +32,9 @@ enum vcpu_exit_reason {
 /*
  * What the guest did. For IO, data points into a buffer the engine owns
  * (count * size bytes, count > 1 for string I/O); for a read the run loop fills
- * it and the engine completes the instruction on the next vcpu_run.
+ * it and the engine completes the instruction on the next vcpu_run. An MMIO
+ * read works the same way through mmio.data: the run loop passes the same
+ * struct, uncleared, to the next vcpu_run.
  */
 struct vcpu_exit {
 	enum vcpu_exit_reason reason;
