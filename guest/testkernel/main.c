@@ -32,17 +32,16 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi);
 void kmain(uint32_t magic, const struct multiboot_info *mbi)
 {
 	save_boot_info(magic, mbi);
-	/* The leading newline ends whatever line a BIOS left unfinished. */
-	serial_init(); /* COM1, polled: from here on we can talk */
-	kputs("\n# ring3 test kernel\n");
-	gdt_init();	 /* our GDT, LDT and TSS; reload every segment register */
-	idt_init();	 /* gates for exceptions, IRQs, int 0x80 and 0x81 */
-	pic_init();	 /* 8259s remapped to 0x20/0x28, all lines masked */
-	pit_init(HZ);	 /* 8254 channel 0 at HZ, IRQ 0 unmasked */
-	paging_init();	 /* PSE, our page directory, CR0.PG and CR0.WP */
-	task_init();	 /* the boot thread becomes task 0, the idle task */
-	sti();		 /* the timer starts ticking */
-	tsc_calibrate(); /* TSC rate against 8254 channel 2 */
+	serial_init();			  /* COM1, polled: from here on we can talk */
+	kputs("\n# ring3 test kernel\n"); /* \n: a BIOS may leave a line open */
+	gdt_init();			  /* our GDT, LDT and TSS; reload every segment register */
+	idt_init();			  /* gates for exceptions, IRQs, int 0x80 and 0x81 */
+	pic_init();			  /* 8259s remapped to 0x20/0x28, all lines masked */
+	pit_init(HZ);			  /* 8254 channel 0 at HZ, IRQ 0 unmasked */
+	paging_init();			  /* PSE, our page directory, CR0.PG and CR0.WP */
+	task_init();			  /* the boot thread becomes task 0, the idle task */
+	sti();				  /* the timer starts ticking */
+	tsc_calibrate();		  /* TSC rate against 8254 channel 2 */
 
 	if (bench_wanted(boot_info.cmdline))
 		debug_exit(bench_run(boot_info.cmdline));

@@ -47,6 +47,15 @@ void serial_init(void)
 	outb(COM1 + MCR, MCR_DTR | MCR_RTS | MCR_OUT2);
 }
 
+/* Wait (bounded: a broken UART must not hang the kernel) for an LSR bit. */
+static int wait_lsr(uint8_t bit)
+{
+	for (int i = 0; i < 100000; i++)
+		if (inb(COM1 + LSR) & bit)
+			return 1;
+	return 0;
+}
+
 int serial_thr_empty(void)
 {
 	return (inb(COM1 + LSR) & LSR_THRE) != 0;
@@ -56,9 +65,7 @@ void serial_putc(char c)
 {
 	if (c == '\n')
 		serial_putc('\r');
-	/* Bounded: a missing UART must not hang the kernel. */
-	for (int i = 0; i < 100000 && !serial_thr_empty(); i++)
-		asm volatile("pause");
+	wait_lsr(LSR_THRE);
 	outb(COM1 + THR, (uint8_t)c);
 }
 
@@ -92,8 +99,7 @@ int serial_irq_transmit(const char *buf)
 {
 	uint32_t give_up = ticks + HZ;
 
-	while (!(inb(COM1 + LSR) & LSR_TEMT))
-		asm volatile("pause");
+	wait_lsr(LSR_TEMT);
 	tx_irqs = 0;
 	tx_next = buf;
 	pic_unmask(IRQ_SERIAL);
@@ -110,18 +116,13 @@ int serial_loopback(uint8_t byte)
 {
 	int got = -1;
 
-	while (!(inb(COM1 + LSR) & LSR_TEMT))
-		asm volatile("pause");
-	while (inb(COM1 + LSR) & LSR_DR) /* drain anything pending */
-		inb(COM1 + RBR);
+	wait_lsr(LSR_TEMT);
+	for (int i = 0; i < 64 && (inb(COM1 + LSR) & LSR_DR); i++)
+		inb(COM1 + RBR); /* drain anything pending */
 	outb(COM1 + MCR, MCR_LOOP | MCR_DTR | MCR_RTS);
 	outb(COM1 + THR, byte);
-	for (int i = 0; i < 100000; i++) {
-		if (inb(COM1 + LSR) & LSR_DR) {
-			got = inb(COM1 + RBR);
-			break;
-		}
-	}
+	if (wait_lsr(LSR_DR))
+		got = inb(COM1 + RBR);
 	outb(COM1 + MCR, MCR_DTR | MCR_RTS | MCR_OUT2);
 	return got;
 }

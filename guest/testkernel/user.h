@@ -62,7 +62,7 @@ enum user_probe {
 #define USER_KERNEL_VA 0x00100000u /* a supervisor page the probes poke at */
 
 #define USER_MIN_SLICES 3
-#define USER_SPIN_LIMIT 200000000u /* give up if the timer never preempts */
+#define USER_SPIN_LIMIT 20000000u /* give up if the timer never preempts */
 
 /* Where task_spawn() starts the program: user_main(id, mode, arg). */
 void user_main(uint32_t id, uint32_t mode, uint32_t arg) __attribute__((noreturn));
