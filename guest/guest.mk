@@ -26,27 +26,34 @@ TK_KERNEL_OBJS := $(addprefix $(TK_OUT)/testkernel/,$(addsuffix .o,$(basename $(
 	$(TK_OUT)/testkernel/cpuloops.o $(TK_OUT)/testkernel/benchfmt.o
 TK_NATIVE_OBJS := $(TK_OUT)/native/native.o $(TK_OUT)/native/cpuloops.o $(TK_OUT)/native/benchfmt.o
 
+# These stems are shorter than the top-level $(BUILD)/%.o rule's, so make picks these.
 $(TK_OUT)/testkernel/%.o: $(TK_SRC)/%.c
 	@mkdir -p $(@D)
-	$(TK_CC) $(TK_CFLAGS) -c -o $@ $<
+	@echo "  CC32    $<"
+	$(Q)$(TK_CC) $(TK_CFLAGS) -c -o $@ $<
 
 $(TK_OUT)/testkernel/%.o: $(TK_SRC)/%.S
 	@mkdir -p $(@D)
-	$(TK_CC) $(TK_CFLAGS) -c -o $@ $<
+	@echo "  AS32    $<"
+	$(Q)$(TK_CC) $(TK_CFLAGS) -c -o $@ $<
 
 $(TK_OUT)/testkernel/%.o: $(TK_BENCH)/%.c
 	@mkdir -p $(@D)
-	$(TK_CC) $(TK_CFLAGS) -c -o $@ $<
+	@echo "  CC32    $<"
+	$(Q)$(TK_CC) $(TK_CFLAGS) -c -o $@ $<
 
 $(TK_OUT)/testkernel.elf: $(TK_KERNEL_OBJS) $(TK_SRC)/kernel.ld
-	$(TK_CC) $(TK_LDFLAGS) -o $@ $(TK_KERNEL_OBJS) $(TK_LIBGCC)
+	@echo "  LD32    $@"
+	$(Q)$(TK_CC) $(TK_LDFLAGS) -o $@ $(TK_KERNEL_OBJS) $(TK_LIBGCC)
 
 $(TK_OUT)/native/%.o: $(TK_BENCH)/%.c
 	@mkdir -p $(@D)
-	$(TK_CC) $(TK_CPU_CFLAGS) $(TK_WARN) -MMD -MP -c -o $@ $<
+	@echo "  CC32    $<"
+	$(Q)$(TK_CC) $(TK_CPU_CFLAGS) $(TK_WARN) -MMD -MP -c -o $@ $<
 
 $(TK_OUT)/bench-native: $(TK_NATIVE_OBJS)
-	$(TK_CC) -m32 -static -no-pie -o $@ $(TK_NATIVE_OBJS)
+	@echo "  LD32    $@"
+	$(Q)$(TK_CC) -m32 -static -no-pie -o $@ $(TK_NATIVE_OBJS)
 
 GUEST_TARGETS += $(TK_OUT)/testkernel.elf $(TK_OUT)/bench-native
 

@@ -2,6 +2,7 @@
  * Entry from a multiboot v1 loader: 32-bit protected mode, paging off,
  * flat segments of the loader's choosing, EAX = 0x2BADB002, EBX = info.
  * We clear .bss, take our own stack and call kmain(magic, info) in C.
+ * Multiboot Specification 0.6.96, §3.1 (header) and §3.2 (machine state).
  */
 #include "multiboot.h"
 

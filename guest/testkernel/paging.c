@@ -41,7 +41,7 @@ void paging_init(void)
 	/* A second 4 MiB mapping of the sieve buffer, with A and D clear. */
 	kernel_pd[PDX(ALIAS4M_BASE)] = SIEVE_BASE | PTE_P | PTE_W | PTE_PS;
 
-	write_cr4(read_cr4() | CR4_PSE);
+	write_cr4(CR4_PSE); /* and nothing else: multiboot leaves CR4 undefined */
 	write_cr3((uint32_t)kernel_pd);
 	/* WP: ring 0 too faults on writes to read-only pages (as Linux runs). */
 	write_cr0(CR0_PE | CR0_ET | CR0_WP | CR0_PG);
