@@ -104,6 +104,21 @@ struct cpu_engine {
 	void (*irq_line)(struct vm *vm, unsigned gsi, int level);
 	void (*print_stats)(struct vm *vm, FILE *f);
 	void (*destroy)(struct vm *vm);
+
+	/*
+	 * Optional fast paths for paravirtual devices; NULL where the engine has
+	 * none, and core/notify.c falls back to the bus and to irq_set(). Callable
+	 * from any thread. 0 or -errno.
+	 */
+	/* Signal fd on a guest write of len bytes to addr, instead of an exit. */
+	int (*ioeventfd)(struct vm *vm, bool pio, uint64_t addr, unsigned len, int fd,
+			 bool assign);
+	/* Point a route at the MSI (addr, data): gsi < 0 makes a new one. The gsi, or -errno. */
+	int (*msi_route)(struct vm *vm, int gsi, uint64_t addr, uint32_t data);
+	/* Inject route gsi whenever fd is written (irqfd). */
+	int (*irqfd)(struct vm *vm, unsigned gsi, int fd, bool assign);
+	/* Deliver one MSI now. */
+	int (*msi)(struct vm *vm, uint64_t addr, uint32_t data);
 };
 
 extern const struct cpu_engine kvm_engine;

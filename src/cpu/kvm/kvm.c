@@ -16,6 +16,7 @@
 #include "../../core/log.h"
 #include "../../core/vm.h"
 #include "kvm.h"
+#include "kvm_fd.h"
 
 #define KVM_API_VERSION_WANTED 12
 
@@ -321,4 +322,5 @@ const struct cpu_engine kvm_engine = {
 	.irq_line = kvm_irq_line,
 	.print_stats = kvm_print_stats,
 	.destroy = kvm_destroy,
+	.ioeventfd = kvm_ioeventfd, .msi_route = kvm_msi_route, .irqfd = kvm_irqfd, .msi = kvm_msi,
 };
