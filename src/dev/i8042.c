@@ -1,11 +1,15 @@
 /*
- * The i8042 keyboard controller at 0x60/0x64, with a PS/2 keyboard on its
- * first port and a PS/2 mouse on its second that answer commands but never
- * send input (the console is the UART), and System Control Port A at 0x92.
- * Follows IBM's PS/2 Technical Reference (8042 keyboard controller) and
- * what Linux's drivers/input/serio/i8042.c, atkbd.c and psmouse probe for.
- * A20 is never actually masked: its bits only read back. A pulse on the
- * reset line (0xfe, an output-port write, or 0x92 bit 0) ends the VM.
+ * The i8042 keyboard controller at 0x60/0x64 and System Control Port A at
+ * 0x92. Follows IBM's PS/2 Hardware Interface Technical Reference (keyboard
+ * and auxiliary device controller) and what Linux's serio/i8042.c, atkbd.c
+ * and psmouse probe for.
+ */
+
+/*
+ * A PS/2 keyboard and mouse sit on the two ports; they answer commands but
+ * never send input (the console is the UART). A20 is never actually masked:
+ * its bits only read back. A pulse on the reset line (command 0xfe, an
+ * output-port write with bit 0 clear, or 0x92 bit 0) ends the VM.
  */
 #include <errno.h>
 #include <pthread.h>

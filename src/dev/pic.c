@@ -1,9 +1,8 @@
 /*
- * The PC's two cascaded Intel 8259A interrupt controllers (master at 0x20,
- * slave at 0xa0 on the master's IR2) and the PIIX/ICH edge/level control
- * registers (ELCR) at 0x4d0-0x4d1. Follows the 8259A datasheet (Intel
- * 231468): initialization (ICW1-4), operation (OCW1-3), priority rotation,
- * poll and special mask modes, automatic EOI. Used only by the bt engine.
+ * The PC's two cascaded Intel 8259A interrupt controllers (master 0x20, slave
+ * 0xa0 on the master's IR2) and the PIIX ELCR at 0x4d0-0x4d1 (edge/level per
+ * IRQ). Follows the 8259A datasheet (Intel 231468): ICW1-4, OCW1-3, rotation,
+ * poll, special mask, automatic EOI. Only the bt engine uses it.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -1,9 +1,11 @@
 /*
- * The Intel 8254 programmable interval timer at 0x40-0x43 (input clock
- * 1.193182 MHz) and System Control Port B at 0x61, which gates counter 2 and
- * shows its OUT. Follows the 8254 datasheet (Intel 231164): modes 0-5, the
- * control word, counter latch and read-back commands, the status byte.
- *
+ * The Intel 8254 programmable interval timer at 0x40-0x43 (1.193182 MHz) and
+ * System Control Port B at 0x61, which gates counter 2 and shows its OUT.
+ * Follows the 8254 datasheet (Intel 231164): modes 0-5, the control word,
+ * counter latch and read-back commands, the status byte.
+ */
+
+/*
  * Counters are not ticked: a counter's value and OUT are computed from
  * clock_ns() when read. Counter 0 drives IRQ 0; a timerfd on the I/O thread
  * fires at its next OUT edge, computed from the programmed start so that
@@ -127,9 +129,7 @@ static uint32_t ch_eval(const struct pit_channel *c, uint64_t now, bool *out)
 	d = ch_elapsed(c, now);
 	down = (uint32_t)((n + m - d % m) % m); /* one-shot modes count down and wrap */
 	switch (c->mode) {
-	case 0:
-		*out = d >= n;
-		return down;
+	case 0: /* OUT rises at terminal count (mode 1: after the triggered one-shot) */
 	case 1:
 		*out = d >= n;
 		return down;

@@ -1,11 +1,15 @@
 /*
- * The Motorola MC146818 real-time clock and its CMOS RAM at 0x70 (index;
- * bit 7 is the NMI mask, ignored) and 0x71 (data), IRQ 8. Follows the
- * MC146818A datasheet: time, alarm and control registers A-D, BCD or binary
- * and 12 or 24 hours per register B, UIP for the last 244 us of each second,
- * periodic, alarm and update-ended interrupts; the rest is 114 bytes of RAM,
- * with the century at 0x32 (the ACPI FADT's CENTURY). Time is the host's
- * UTC plus whatever offset the guest sets. Day of week is always computed.
+ * The Motorola MC146818 real-time clock and CMOS RAM at 0x70 (index; bit 7,
+ * the NMI mask, is ignored) and 0x71 (data), IRQ 8. Follows the MC146818A
+ * datasheet: time and alarm registers, registers A-D, periodic, alarm and
+ * update-ended interrupts; the century is at 0x32 (the ACPI FADT's CENTURY).
+ */
+
+/*
+ * BCD or binary and 12 or 24 hours per register B; UIP is set for the last
+ * 244 us of each second. Time is the host's UTC plus whatever offset the
+ * guest sets (years 1900-2199). Day of week is computed from the date; a
+ * write to it is ignored. The other 114 bytes are plain RAM.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -60,6 +64,9 @@
 
 #define UIP_NS 244000ull /* the update cycle's 244 us before the second ends */
 #define NS 1000000000ll
+/* The clock the guest may set: 1900-01-01 to 2199-12-31, so nanoseconds fit 64 bits. */
+#define RTC_MIN_SEC (-2208988800ll)
+#define RTC_MAX_SEC 7258118399ll
 
 static struct rtc {
 	struct vm *vm;
@@ -168,7 +175,7 @@ static bool rtc_is_time_reg(unsigned idx)
 /* Set one time field; the clock keeps its phase within the second. */
 static void rtc_set_time_reg(struct rtc *r, unsigned idx, uint8_t v, int64_t host)
 {
-	int64_t old = floor_div(rtc_guest_ns(r, host), NS), sec;
+	int64_t guest = rtc_guest_ns(r, host), old = floor_div(guest, NS), sec;
 	struct tm tm;
 	int year;
 
@@ -200,10 +207,11 @@ static void rtc_set_time_reg(struct rtc *r, unsigned idx, uint8_t v, int64_t hos
 		return;
 	}
 	sec = (int64_t)timegm(&tm);
+	sec = sec < RTC_MIN_SEC ? RTC_MIN_SEC : sec > RTC_MAX_SEC ? RTC_MAX_SEC : sec;
 	if (r->ram[RTC_REG_B] & REG_B_SET)
 		r->frozen_s = sec;
 	else
-		r->offset_ns += (sec - old) * NS;
+		r->offset_ns = sec * NS + (guest - old * NS) - host;
 }
 
 static bool rtc_alarm_match(const struct rtc *r, int64_t sec)
