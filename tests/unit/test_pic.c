@@ -241,6 +241,29 @@ static void test_modes(void)
 	outb(0x21, 0x00);
 }
 
+/* The test kernel interleaves the two chips' ICWs: each has its own sequence. */
+static void test_interleaved(void)
+{
+	fresh();
+	outb(0x20, 0x11);
+	outb(0xa0, 0x11);
+	outb(0x21, 0x20);
+	outb(0xa1, 0x28);
+	outb(0x21, 0x04);
+	outb(0xa1, 0x02);
+	outb(0x21, 0x01);
+	outb(0xa1, 0x01);
+	outb(0x21, 0xfa);
+	outb(0xa1, 0xff);
+	is_int(inb(0x21), 0xfa, "interleaved init: master IMR");
+	pic_set_irq(vm.pic, 0, 1);
+	is_int(pic_ack(vm.pic), 0x20, "interleaved init: master vector base 0x20");
+	outb(0xa1, 0xfe);
+	pic_set_irq(vm.pic, 8, 1);
+	outb(0x20, 0x20);
+	is_int(pic_ack(vm.pic), 0x28, "interleaved init: slave vector base 0x28");
+}
+
 static void test_hostile(void)
 {
 	static const uint16_t ports[] = { 0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1 };
@@ -340,6 +363,7 @@ int main(void)
 	test_slave();
 	test_level();
 	test_modes();
+	test_interleaved();
 	test_hostile();
 	test_threads();
 	pic_destroy(&vm);
