@@ -30,6 +30,7 @@ static struct console {
 	size_t npending, pos;
 	char line[256];	 /* the current output line, for the panic watch */
 	size_t nline;
+	char panic[128]; /* the first "Kernel panic - not syncing:" reason seen */
 } con = { .out_fd = -1, .in_fd = -1, .retry_fd = -1 };
 
 static void console_say(const char *s)
@@ -74,12 +75,22 @@ static void console_watch(struct vm *vm, const char *buf, size_t len)
 		if (c != '\n')
 			continue;
 		con.line[con.nline] = 0;
+		/* panic=-1 resets before the "end" line: vm_request_exit checks this */
+		const char *s = strstr(con.line, "Kernel panic - not syncing: ");
+		if (s && !con.panic[0])
+			snprintf(con.panic, sizeof(con.panic), "%s",
+				 s + strlen("Kernel panic - not syncing: "));
 		const char *p = strstr(con.line, "end Kernel panic - not syncing: ");
 		if (p)
 			vm_request_exit(vm, 1, "guest kernel panic: %.120s",
 					p + strlen("end Kernel panic - not syncing: "));
 		con.nline = 0;
 	}
+}
+
+const char *console_panic(void)
+{
+	return con.panic[0] ? con.panic : NULL;
 }
 
 void console_write(struct vm *vm, const void *buf, size_t len)

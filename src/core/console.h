@@ -16,6 +16,8 @@ int console_start(struct vm *vm); /* raw mode and input, just before the vCPUs r
 void console_stop(struct vm *vm);
 /* Guest output, from a vCPU thread. */
 void console_write(struct vm *vm, const void *buf, size_t len);
+/* The guest kernel's panic reason once its console printed one, else NULL. */
+const char *console_panic(void);
 /* A receiver (the UART) that had no room asks to be fed again. */
 void console_rx_kick(struct vm *vm);
 

@@ -28,6 +28,12 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(vm->exit_reason, sizeof(vm->exit_reason), fmt, ap);
 	va_end(ap);
+	/* With panic=-1 a panicking kernel resets at once: that reset is the panic's end. */
+	if (status == 0 && console_panic()) {
+		vm->exit_status = 1;
+		snprintf(vm->exit_reason, sizeof(vm->exit_reason), "guest kernel panic: %.120s",
+			 console_panic());
+	}
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpu[i])
 			vm->engine->vcpu_kick(vm->vcpu[i]);

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# nested-initramfs.sh OUT.cpio.gz PAYLOAD [SRC:DEST ...]
+# Builds the outer initramfs of the nested test bed (docs/kvm.md): busybox,
+# the host kernel's kvm modules (irqbypass, kvm, kvm-amd, kvm-intel), ring3
+# with the shared libraries it links, the default amd64 guest in /guest, and
+# PAYLOAD as /payload.sh. Its /init loads the modules and runs the payload,
+# whose output goes to the outer serial console, then powers the outer VM off.
+# RING3_BIN picks another ring3 binary than ./ring3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$1 payload=$2
+shift 2
+
+kernel=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -1)
+[ -n "$kernel" ] || { echo "nested-initramfs: no /boot/vmlinuz-*-cloud-amd64" >&2; exit 1; }
+ver=${kernel#/boot/vmlinuz-}
+moddir=/lib/modules/$ver/kernel
+ring3=${RING3_BIN:-ring3}
+for f in "$ring3" build/guest-linux/vmlinuz-amd64 build/guest-linux/initrd-amd64.img "$payload"; do
+	[ -e "$f" ] || { echo "nested-initramfs: missing $f (run make and make guest-linux)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp"/{bin,sbin,proc,sys,dev,tmp,guest,lib/kvm}
+cp /bin/busybox "$tmp/bin/busybox"
+for app in $(/bin/busybox --list); do
+	[ "$app" = busybox ] || ln -sf busybox "$tmp/bin/$app"
+done
+
+# The modules, decompressed here so busybox insmod needs no xz or zstd.
+for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd arch/x86/kvm/kvm-intel; do
+	name=$(basename "$m")
+	if [ -e "$moddir/$m.ko" ]; then
+		cp "$moddir/$m.ko" "$tmp/lib/kvm/$name.ko"
+	elif [ -e "$moddir/$m.ko.xz" ]; then
+		xz -dc "$moddir/$m.ko.xz" > "$tmp/lib/kvm/$name.ko"
+	elif [ -e "$moddir/$m.ko.zst" ]; then
+		zstd -qdc "$moddir/$m.ko.zst" > "$tmp/lib/kvm/$name.ko"
+	else
+		echo "nested-initramfs: no $m module in $moddir" >&2
+		exit 1
+	fi
+done
+
+# ring3 and what the dynamic loader needs for it, at the same paths.
+cp "$ring3" "$tmp/bin/ring3"
+for lib in $(ldd "$ring3" | grep -oE '/[^ ]+'); do
+	mkdir -p "$tmp/$(dirname "$lib")"
+	cp -L "$lib" "$tmp/$lib"
+done
+
+cp build/guest-linux/vmlinuz-amd64 build/guest-linux/initrd-amd64.img "$tmp/guest/"
+cp "$payload" "$tmp/payload.sh"
+echo "$ver" > "$tmp/guest/release"
+for extra in "$@"; do
+	src=${extra%%:*} dst=${extra#*:}
+	mkdir -p "$tmp/$(dirname "$dst")"
+	cp -L "$src" "$tmp/$dst"
+done
+
+cat > "$tmp/init" <<'EOF'
+#!/bin/sh
+export PATH=/bin:/sbin RING3_GUEST_DIR=/guest
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+insmod /lib/kvm/irqbypass.ko
+insmod /lib/kvm/kvm.ko
+grep -qw svm /proc/cpuinfo && insmod /lib/kvm/kvm-amd.ko
+grep -qw vmx /proc/cpuinfo && insmod /lib/kvm/kvm-intel.ko
+if [ -c /dev/kvm ]; then
+	echo "@@NESTED kvm ready"
+else
+	echo "@@NESTED no /dev/kvm: $(grep -o -m1 -w -e svm -e vmx /proc/cpuinfo || echo no svm/vmx flag)"
+fi
+sh /payload.sh
+echo "@@NESTED done"
+poweroff -f
+EOF
+chmod +x "$tmp/init"
+
+(cd "$tmp" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) |
+	gzip -1 > "$out.tmp"
+mv "$out.tmp" "$out"

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The nested test bed (docs/kvm.md): ring3's kvm engine tested on emulated
+# AMD-V. QEMU's TCG with `-cpu qemu64,+svm` boots Debian's cloud kernel with
+# an initramfs that loads kvm-amd and runs tests/nested/cases.inc; its TAP
+# comes back on the serial console and is re-emitted here. First, on this
+# host, `--engine kvm` must refuse in one line when the CPU lacks VT-x/AMD-V.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+n=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+notok() { n=$((n + 1)); echo "not ok $n - $1"; shift; for d in "$@"; do printf '%s\n' "$d" | sed 's/^/#   /'; done; }
+
+# --- on the host ------------------------------------------------------------
+ring3=${RING3_BIN:-./ring3}
+if [ ! -x "$ring3" ]; then
+	echo "1..0 # SKIP $ring3 is not built"
+	exit 0
+fi
+if grep -qw -e vmx -e svm /proc/cpuinfo; then
+	ok "--engine kvm refuses hosts without VT-x/AMD-V # SKIP this host has them"
+else
+	start=$(date +%s%N)
+	out=$(timeout 10 "$ring3" run --engine kvm --kernel build/guest-linux/vmlinuz-amd64 2>&1)
+	rc=$?
+	ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	lines=$(printf '%s\n' "$out" | wc -l)
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$lines" -eq 1 ] &&
+	   printf '%s' "$out" | grep -q "no hardware virtualization.*--engine bt"; then
+		ok "--engine kvm on this host refuses in one line (${ms} ms): $out"
+	else
+		notok "--engine kvm on this host refuses in one line" "status $rc, ${ms} ms, output:" "$out"
+	fi
+fi
+out=$(head -c 100000 build/guest-linux/vmlinuz-amd64 > /tmp/ring3-trunc.$$ 2>/dev/null;
+      timeout 10 "$ring3" run --kernel /tmp/ring3-trunc.$$ 2>&1)
+rc=$?
+rm -f /tmp/ring3-trunc.$$
+if [ "$rc" -ne 0 ] && printf '%s' "$out" | grep -q "truncated"; then
+	ok "a truncated bzImage is refused: $out"
+else
+	notok "a truncated bzImage is refused" "status $rc: $out"
+fi
+
+# --- in the nested test bed -------------------------------------------------
+kernel=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -1)
+why=""
+command -v qemu-system-x86_64 >/dev/null || why="qemu-system-x86_64 is not installed"
+[ -n "$kernel" ] || why="no /boot/vmlinuz-*-cloud-amd64 (run scripts/setup.sh)"
+[ -e build/guest-linux/initrd-amd64.img ] || why="the default guest is not built (make guest-linux)"
+if [ -n "$why" ]; then
+	n=$((n + 1))
+	echo "ok $n - the nested kvm tests # SKIP $why"
+	echo "1..$n"
+	exit 0
+fi
+
+tmp=$(mktemp -d)
+qpid=""
+cleanup() {
+	[ -n "$qpid" ] && kill "$qpid" 2>/dev/null && wait "$qpid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+extra=()
+[ -e build/guest/testkernel.elf ] && extra+=(build/guest/testkernel.elf:/guest/testkernel.elf)
+if ! scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" tests/nested/cases.inc "${extra[@]}" \
+	>"$tmp/build.log" 2>&1; then
+	notok "build the nested test bed's initramfs" "$(tail -5 "$tmp/build.log")"
+	echo "1..$n"
+	exit 1
+fi
+
+start=$(date +%s)
+timeout --kill-after=5 "${RING3_NESTED_TIMEOUT:-280}" \
+	qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm -m 2048 -smp 2 \
+	-nographic -no-reboot -nodefaults -serial stdio \
+	-kernel "$kernel" -initrd "$tmp/outer.cpio.gz" \
+	-append "console=ttyS0 quiet panic=-1 mitigations=off" \
+	</dev/null >"$tmp/console.log" 2>&1 &
+qpid=$!
+wait "$qpid"
+qrc=$?
+qpid=""
+secs=$(( $(date +%s) - start ))
+tr -d '\r' < "$tmp/console.log" > "$tmp/console.txt"
+mkdir -p build/test-logs
+cp "$tmp/console.txt" build/test-logs/nested-console.log
+
+# Re-number the guest's TAP after the host's own tests.
+base=$n
+while IFS= read -r line; do
+	case $line in
+	"ok "* | "not ok "*)
+		num=$(printf '%s' "$line" | sed -E 's/^(not )?ok ([0-9]+).*/\2/')
+		rest=$(printf '%s' "$line" | sed -E 's/^(not )?ok [0-9]+//')
+		pre=ok
+		case $line in "not ok"*) pre="not ok" ;; esac
+		n=$((base + num))
+		echo "$pre $n$rest"
+		;;
+	"1..0 "*) echo "# nested: ${line#1..0 }" ;;
+	"#"*) echo "$line" ;;
+	esac
+done < <(sed -n 's/^@@TAP //p' "$tmp/console.txt")
+
+if ! grep -q "^@@NESTED done" "$tmp/console.txt"; then
+	notok "the nested test bed ran to its end (QEMU status $qrc after ${secs}s; 124 is the timeout)" \
+		"$(tail -20 "$tmp/console.txt")"
+else
+	echo "# nested test bed: ${secs}s of wall time"
+fi
+echo "1..$n"
