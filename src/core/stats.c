@@ -4,6 +4,7 @@
  */
 #include <inttypes.h>
 
+#include "../dev/virtio/virtio.h"
 #include "bus.h"
 #include "evloop.h"
 #include "stats.h"
@@ -60,6 +61,7 @@ void stats_print(struct vm *vm, FILE *f)
 	for (unsigned g = 0; g < 24; g++)
 		if (vm->irq_count[g])
 			fprintf(f, "  irq %-2u raised %12" PRIu64 "\n", g, vm->irq_count[g]);
+	virtio_print_stats(vm, f);
 	if (vm->engine->print_stats)
 		vm->engine->print_stats(vm, f);
 	fflush(f);

@@ -24,6 +24,24 @@ enum console_kind { CONSOLE_STDIO, CONSOLE_NONE, CONSOLE_FILE };
 /* What the kernel image is, as the loader found it (boot/loader.c). */
 enum kernel_kind { KERNEL_UNKNOWN, KERNEL_BZIMAGE64, KERNEL_BZIMAGE32, KERNEL_MULTIBOOT };
 
+/* Paravirtual devices (docs/devices.md), from --disk, --net and --console virtio. */
+#define VM_MAX_DISKS 8
+#define VM_MAX_HOSTFWD 8
+struct vm_disk {
+	const char *path;
+	bool ro;
+	bool direct; /* cache=none: O_DIRECT */
+};
+enum net_kind { NET_NONE, NET_USER, NET_TAP };
+struct vm_net {
+	enum net_kind kind;
+	char tap[16];
+	uint8_t mac[6];
+	bool has_mac;
+	int nr_hostfwd;
+	struct { uint16_t host, guest; } hostfwd[VM_MAX_HOSTFWD];
+};
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -37,6 +55,10 @@ struct vm_config {
 	bool default_guest;	/* no --kernel: the default guest from build/guest-linux */
 	char **command;		/* -- COMMAND ARGS…, NULL-terminated, or NULL */
 	enum kernel_kind kernel_kind; /* filled by loader_probe() before the engine is chosen */
+	int nr_disks;
+	struct vm_disk disk[VM_MAX_DISKS];
+	struct vm_net net;
+	bool console_virtio; /* --console virtio: hvc0 beside ttyS0 */
 };
 
 struct vcpu_stats {
@@ -57,6 +79,8 @@ struct vcpu {
 struct serial8250;
 struct pic;
 struct pit;
+struct pci;
+struct virtio_dev;
 
 struct vm {
 	const struct vm_config *cfg;
@@ -72,6 +96,9 @@ struct vm {
 	 * engine has no in-kernel irqchip. */
 	struct serial8250 *uart;
 	struct pic *pic;
+	struct pci *pci;
+	int nr_virtio;
+	struct virtio_dev *virtio[16]; /* for --stats */
 	struct pit *pit;
 
 	uint64_t irq_count[24];

@@ -10,6 +10,8 @@
 #include "dev.h"
 #include "pic.h"
 #include "pit.h"
+#include "pci.h"
+#include "virtio/virtio.h"
 
 static const struct {
 	const char *name;
@@ -23,6 +25,8 @@ static const struct {
 	{ "MC146818 RTC/CMOS", rtc_init, false },
 	{ "debug-exit port", debugexit_init, false },
 	{ "ACPI PM registers", acpipm_init, false },
+	{ "PCI host bridge", pci_init, false },
+	{ "virtio devices", virtio_init_all, false },
 };
 
 int dev_init_all(struct vm *vm)
@@ -45,6 +49,8 @@ int dev_init_all(struct vm *vm)
 
 void dev_destroy_all(struct vm *vm)
 {
+	virtio_destroy_all(vm);
+	pci_destroy(vm);
 	serial8250_destroy(vm);
 	pit_destroy(vm);
 	pic_destroy(vm);
