@@ -263,6 +263,8 @@ int bt_decode(const void *buf, size_t len, uint32_t eip, uint32_t mode, struct b
 	st = ZydisDecoderDecodeFull(&dec, buf, len, &in->zi, in->ops);
 	if (st == ZYDIS_STATUS_NO_MORE_DATA && len < ZYDIS_MAX_INSTRUCTION_LENGTH)
 		return -EAGAIN;
+	if (st == ZYDIS_STATUS_NO_MORE_DATA || st == ZYDIS_STATUS_INSTRUCTION_TOO_LONG)
+		return -E2BIG; /* SDM vol. 2 §2.3.11: more than 15 bytes is #GP(0) */
 	if (!ZYAN_SUCCESS(st))
 		return -EILSEQ;
 

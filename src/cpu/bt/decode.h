@@ -56,8 +56,9 @@ struct bt_insn {
 /*
  * Decode and classify the instruction at buf (len bytes available) found at guest EIP eip, in
  * mode (BT_MODE_* flags; BT_MODE_CS32 picks 32- or 16-bit code). Returns 0, -EAGAIN when the
- * bytes stop inside an instruction shorter than 15 bytes (fetch more), or -EILSEQ when the
- * bytes are no valid instruction in this mode (the guest gets #UD). Never reads past len.
+ * bytes stop inside an instruction shorter than 15 bytes (fetch more), -E2BIG when it would be
+ * longer than 15 bytes (#GP(0)), or -EILSEQ when the bytes are no valid instruction in this
+ * mode (#UD). Never reads past len.
  */
 int bt_decode(const void *buf, size_t len, uint32_t eip, uint32_t mode, struct bt_insn *insn);
 

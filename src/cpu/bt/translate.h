@@ -103,7 +103,9 @@ uint32_t tc_lookup(struct tcache *tc, uint32_t eip, struct bt_mode mode);
 /*
  * Translate (or look up) the block at eip: 0 with its TC address in *tc_addr, or
  * -EFAULT: the fetch of the first instruction faulted at linear address *fault_la;
- * -EILSEQ: the first instruction is undecodable (raise #UD at eip).
+ * -EILSEQ: the first instruction is undecodable (raise #UD at eip);
+ * -E2BIG: the first instruction is longer than 15 bytes (raise #GP(0) at eip);
+ * -EOPNOTSUPP: mode without BT_MODE_CS32 and BT_MODE_SS32 (16-bit code is not translated).
  * Flushes the whole TC when it is full (tc_stats()->generation changes: any TC address the
  * caller held is then void). No malloc: safe in the sandbox's signal handlers.
  */
