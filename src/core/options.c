@@ -84,15 +84,142 @@ static int set_engine(struct vm_config *c, const char *v)
 
 static int set_console(struct vm_config *c, const char *v)
 {
+	c->console_virtio = false;
 	if (!strcmp(v, "stdio"))
 		c->console = CONSOLE_STDIO;
 	else if (!strcmp(v, "none"))
 		c->console = CONSOLE_NONE;
-	else if (!strncmp(v, "file:", 5) && v[5]) {
+	else if (!strcmp(v, "virtio")) {
+		c->console = CONSOLE_STDIO;
+		c->console_virtio = true;
+	} else if (!strncmp(v, "file:", 5) && v[5]) {
 		c->console = CONSOLE_FILE;
 		c->console_path = v + 5;
 	} else
 		return -EINVAL;
+	return 0;
+}
+
+/* --disk PATH[,ro][,cache=writeback|none]: repeatable, /dev/vda first */
+static int set_disk(struct vm_config *c, const char *v)
+{
+	struct vm_disk d = { 0 };
+	const char *comma = strchr(v, ',');
+	char *path;
+
+	if (c->nr_disks == VM_MAX_DISKS || !*v || comma == v)
+		return -EINVAL;
+	path = comma ? strndup(v, (size_t)(comma - v)) : strdup(v);
+	if (!path)
+		return -ENOMEM;
+	while (comma) {
+		const char *o = comma + 1;
+		size_t n;
+
+		comma = strchr(o, ',');
+		n = comma ? (size_t)(comma - o) : strlen(o);
+		if (n == 2 && !strncmp(o, "ro", 2))
+			d.ro = true;
+		else if (n == 15 && !strncmp(o, "cache=writeback", 15))
+			d.direct = false;
+		else if (n == 10 && !strncmp(o, "cache=none", 10))
+			d.direct = true;
+		else {
+			free(path);
+			return -EINVAL;
+		}
+	}
+	d.path = path;
+	c->disk[c->nr_disks++] = d;
+	return 0;
+}
+
+static int parse_port(const char *s, size_t n, uint16_t *out)
+{
+	unsigned long v = 0;
+
+	if (n == 0 || n > 5)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -EINVAL;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+/* hostfwd=tcp:HOSTPORT-:GUESTPORT (QEMU's tcp::HOSTPORT-:GUESTPORT too) */
+static int parse_hostfwd(struct vm_net *n, const char *o, size_t len)
+{
+	const char *dash, *end = o + len;
+
+	if (n->nr_hostfwd == VM_MAX_HOSTFWD || len < 4 || strncmp(o, "tcp:", 4))
+		return -EINVAL;
+	o += 4;
+	if (o < end && *o == ':')
+		o++;
+	dash = memchr(o, '-', (size_t)(end - o));
+	if (!dash || dash + 2 > end || dash[1] != ':' ||
+	    parse_port(o, (size_t)(dash - o), &n->hostfwd[n->nr_hostfwd].host) ||
+	    parse_port(dash + 2, (size_t)(end - dash - 2), &n->hostfwd[n->nr_hostfwd].guest))
+		return -EINVAL;
+	n->nr_hostfwd++;
+	return 0;
+}
+
+static int parse_mac(struct vm_net *n, const char *o, size_t len)
+{
+	unsigned b[6];
+	char tmp[18];
+
+	if (len != 17)
+		return -EINVAL;
+	memcpy(tmp, o, 17);
+	tmp[17] = 0;
+	if (sscanf(tmp, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6)
+		return -EINVAL;
+	if (b[0] & 1) /* a multicast address cannot be a NIC's */
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		n->mac[i] = (uint8_t)b[i];
+	n->has_mac = true;
+	return 0;
+}
+
+/* --net user[,hostfwd=…][,mac=…] or --net tap:IFNAME[,mac=…] */
+static int set_net(struct vm_config *c, const char *v)
+{
+	struct vm_net n = { 0 };
+	const char *comma = strchr(v, ',');
+	size_t len = comma ? (size_t)(comma - v) : strlen(v);
+
+	if (len == 4 && !strncmp(v, "user", 4)) {
+		n.kind = NET_USER;
+	} else if (len > 4 && len - 4 < sizeof(n.tap) && !strncmp(v, "tap:", 4)) {
+		n.kind = NET_TAP;
+		memcpy(n.tap, v + 4, len - 4);
+	} else {
+		return -EINVAL;
+	}
+	while (comma) {
+		const char *o = comma + 1;
+
+		comma = strchr(o, ',');
+		len = comma ? (size_t)(comma - o) : strlen(o);
+		if (len > 8 && !strncmp(o, "hostfwd=", 8) && n.kind == NET_USER) {
+			if (parse_hostfwd(&n, o + 8, len - 8))
+				return -EINVAL;
+		} else if (len > 4 && !strncmp(o, "mac=", 4)) {
+			if (parse_mac(&n, o + 4, len - 4))
+				return -EINVAL;
+		} else {
+			return -EINVAL;
+		}
+	}
+	c->net = n;
 	return 0;
 }
 
@@ -111,9 +238,16 @@ static const struct option_desc {
 	  "16M to 64G, a multiple of 4K (e.g. 512M, 2G)" },
 	{ "cpus", "N", set_cpus, "virtual CPUs (default 1)", "1 to 32" },
 	{ "engine", "E", set_engine, "auto, kvm or bt (default auto)", "auto, kvm or bt" },
-	{ "console", "C", set_console, "stdio, none or file:PATH (default stdio)",
-	  "stdio, none or file:PATH" },
+	{ "console", "C", set_console,
+	  "stdio, none, file:PATH, or virtio (hvc0 beside ttyS0) (default stdio)",
+	  "stdio, none, file:PATH or virtio" },
 	{ "stats", NULL, set_stats, "print exits, traps and timings at exit", NULL },
+	{ "disk", "PATH[,OPT]", set_disk,
+	  "raw image as virtio-blk (vda, vdb, ...): OPT ro, cache=writeback|none",
+	  "PATH[,ro][,cache=writeback|none], at most 8 disks" },
+	{ "net", "user|tap:IF", set_net,
+	  "virtio-net: user[,hostfwd=tcp:HPORT-:GPORT,mac=M] or tap:IFNAME[,mac=M]",
+	  "user[,hostfwd=tcp:HOSTPORT-:GUESTPORT...][,mac=52:54:00:12:34:56] or tap:IFNAME" },
 };
 
 #define NR_RUN_OPTIONS (sizeof(run_options) / sizeof(run_options[0]))

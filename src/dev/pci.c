@@ -484,3 +484,83 @@ void pci_destroy(struct vm *vm)
 	free(p);
 	vm->pci = NULL;
 }
+
+/*
+ * The PCI root for the ACPI DSDT (ACPI 6.4 §6.1, §6.4 and §20): under ACPI,
+ * Linux finds PCI only through a PNP0A03 device, and takes its windows from
+ * _CRS. There is no _PRT: the guest then uses the Interrupt Line register
+ * ring3 filled in (legacy IRQs), which is right for both the 8259 and the
+ * IOAPIC's ISA pins; Linux's virtio-pci driver uses MSI-X anyway.
+ *
+ *   Device (PCI0) {
+ *     Name (_HID, EisaId ("PNP0A03"))
+ *     Name (_UID, Zero)
+ *     Name (_CRS, ResourceTemplate () {
+ *       WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0, 0, 1)
+ *       IO (Decode16, 0x0CF8, 0x0CF8, 1, 8)
+ *       WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+ *               0, 0x0000, 0x0CF7, 0, 0x0CF8)
+ *       WordIO (..., 0, 0x0D00, 0xFFFF, 0, 0xF300)
+ *       DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable,
+ *                    ReadWrite, 0, PCI_MMIO_BASE, PCI_MMIO_BASE + PCI_MMIO_SIZE - 1, 0,
+ *                    PCI_MMIO_SIZE)
+ *     })
+ *   }
+ */
+static size_t aml_pkglen(uint8_t *p, size_t body)
+{
+	/* PkgLength counts itself: one byte up to 63, else two (§20.2.4) */
+	if (body + 1 <= 63) {
+		p[0] = (uint8_t)(body + 1);
+		return 1;
+	}
+	p[0] = (uint8_t)(0x40 | ((body + 2) & 0xf));
+	p[1] = (uint8_t)((body + 2) >> 4);
+	return 2;
+}
+
+size_t pci_dsdt_aml(uint8_t *out, size_t room)
+{
+	uint32_t lo = (uint32_t)PCI_MMIO_BASE, hi = (uint32_t)(PCI_MMIO_BASE + PCI_MMIO_SIZE - 1),
+		 len = (uint32_t)PCI_MMIO_SIZE;
+	const uint8_t crs[] = {
+		0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, /* bus 0 */
+		0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08,		     /* 0xcf8-0xcff */
+		0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x00, 0xf7, 0x0c, 0, 0, 0xf8, 0x0c,
+		0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x0d, 0xff, 0xff, 0, 0, 0x00, 0xf3,
+		0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0, 0, 0, 0,
+		(uint8_t)lo, (uint8_t)(lo >> 8), (uint8_t)(lo >> 16), (uint8_t)(lo >> 24),
+		(uint8_t)hi, (uint8_t)(hi >> 8), (uint8_t)(hi >> 16), (uint8_t)(hi >> 24),
+		0, 0, 0, 0,
+		(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24),
+		0x79, 0x00, /* end tag */
+	};
+	static const uint8_t hid_uid[] = {
+		'P', 'C', 'I', '0',
+		0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03, /* EisaId PNP0A03 */
+		0x08, '_', 'U', 'I', 'D', 0x00,
+	};
+	uint8_t body[256], buf[160];
+	size_t n = 0, b = 0;
+
+	/* Name (_CRS, Buffer (size) { … }) */
+	buf[b++] = 0x0a; /* BufferSize as a byte */
+	buf[b++] = (uint8_t)sizeof(crs);
+	memcpy(buf + b, crs, sizeof(crs));
+	b += sizeof(crs);
+	memcpy(body, hid_uid, sizeof(hid_uid));
+	n = sizeof(hid_uid);
+	memcpy(body + n, "\x08_CRS\x11", 6);
+	n += 6;
+	n += aml_pkglen(body + n, b);
+	memcpy(body + n, buf, b);
+	n += b;
+	/* DeviceOp (ExtOpPrefix 0x5b, 0x82) PkgLength body */
+	if (n + 4 > room)
+		return 0;
+	out[0] = 0x5b;
+	out[1] = 0x82;
+	b = 2 + aml_pkglen(out + 2, n);
+	memcpy(out + b, body, n);
+	return b + n;
+}

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../core/bus.h"
@@ -96,6 +97,9 @@ void pci_msix_pba_io(struct pci_dev *d, uint64_t off, uint8_t *data, unsigned si
 bool pci_msix_enabled(struct pci_dev *d);
 /* Raise vector (or remember it while masked). */
 void pci_msix_notify(struct pci_dev *d, unsigned vector);
+
+/* AML for the DSDT: the PCI root with its windows. Bytes written, 0 if room is short. */
+size_t pci_dsdt_aml(uint8_t *out, size_t room);
 
 /* Configuration mechanism #1, for tests: the 32-bit address then the data port. */
 uint32_t pci_conf_read(struct vm *vm, unsigned slot, unsigned off, unsigned size);
