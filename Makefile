@@ -25,6 +25,7 @@ LIB_OBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 
 GUEST_TARGETS :=
 -include guest/guest.mk
+-include guest/hostile/hostile.mk
 -include guest/linux/linux.mk
 -include tests/unit/unit.mk
 

@@ -1,0 +1,437 @@
+/*
+ * Shadow paging: guest-virtual pages below BT_TOP are mmap()s of the guest's
+ * RAM memfd at the guest-physical offset, made lazily on host page faults by
+ * walking the guest's two-level page tables (4 KiB and 4 MiB pages), setting
+ * A and D as the hardware does, and flushed as the TLB rules allow (CR3
+ * loads, INVLPG). Intel SDM vol. 3 ch. 4 (§4.3 32-bit paging, §4.7 #PF
+ * error codes, §4.8 A/D bits, §4.10 TLBs).
+ */
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "runtime.h"
+
+#define NPAGES (BT_TOP >> 12)
+#define NWORDS (NPAGES / 64)
+#define NREGIONS (BT_TOP >> 22) /* 4 MiB regions */
+#define MAX_MAPS 50000		/* stay well below vm.max_map_count (65530) */
+
+/*
+ * Per guest-virtual page: mapped in the shadow, mapped writable, global,
+ * and "kernel-only": mapped with rights ring 3 does not have (a supervisor
+ * page, or a read-only page written with CR0.WP=0). While the guest runs at
+ * CPL 3 the kernel-only pages are hidden (PROT_NONE) so that ring 3 faults
+ * on them as it would on real hardware.
+ */
+static uint64_t map_bits[NWORDS], w_bits[NWORDS], glob_bits[NWORDS], sup_bits[NWORDS];
+static uint16_t region_pages[NREGIONS];
+static uint8_t region_big[NREGIONS]; /* mapped as one 4 MiB page */
+static unsigned nr_maps;
+static bool hidden;   /* kernel-only pages are PROT_NONE now */
+static bool identity; /* paging off: all RAM below BT_TOP is mapped at its address */
+
+static bool bit(const uint64_t *b, uint32_t pg)
+{
+	return b[pg / 64] >> (pg % 64) & 1;
+}
+
+static void set_bits(uint64_t *b, uint32_t pg, uint32_t n, bool v)
+{
+	for (uint32_t i = pg; i < pg + n; i++) {
+		if (v)
+			b[i / 64] |= 1ull << (i % 64);
+		else
+			b[i / 64] &= ~(1ull << (i % 64));
+	}
+}
+
+void *mmu_phys(uint64_t pa, uint32_t len)
+{
+	if (pa >= rt.ram_size || len > rt.ram_size - pa)
+		return NULL;
+	return rt.ram + pa;
+}
+
+static uint32_t phys_read32(uint64_t pa)
+{
+	uint32_t *p = mmu_phys(pa, 4);
+
+	return p ? *p : 0; /* a page table outside RAM reads as "not present" */
+}
+
+static void phys_or32(uint64_t pa, uint32_t bits)
+{
+	uint32_t *p = mmu_phys(pa, 4);
+
+	if (p && (*p & bits) != bits)
+		__atomic_or_fetch(p, bits, __ATOMIC_RELAXED);
+}
+
+struct walk {
+	uint64_t pa;
+	bool user, write, global, big;
+};
+
+/*
+ * The guest's page walk for one access (acc: ACC_W, ACC_U). 0, or -1 with a
+ * #PF in *f. Sets A (and D for writes) in the entries, as the CPU would.
+ */
+static int walk(uint32_t la, unsigned acc, struct walk *w, struct bt_fault *f)
+{
+	struct bt_vcpu *c = rt.cpu;
+	uint64_t pde_pa = (c->cr3 & 0xfffff000u) + (la >> 22) * 4, pte_pa = 0;
+	uint32_t pde = phys_read32(pde_pa), pte;
+	unsigned err = acc & (PFERR_W | PFERR_U);
+
+	if (!(pde & 1))
+		goto fault;
+	if ((pde & 0x80) && (c->cr4 & CR4_PSE)) {
+		w->big = true;
+		w->pa = (pde & 0xffc00000u) | (la & 0x3fffff);
+		w->user = pde & 4;
+		w->write = pde & 2;
+		w->global = (pde & 0x100) && (c->cr4 & CR4_PGE);
+	} else {
+		pte_pa = (pde & 0xfffff000u) + ((la >> 12) & 0x3ff) * 4;
+		pte = phys_read32(pte_pa);
+		if (!(pte & 1))
+			goto fault;
+		w->big = false;
+		w->pa = (pte & 0xfffff000u) | (la & 0xfff);
+		w->user = (pde & 4) && (pte & 4);
+		w->write = (pde & 2) && (pte & 2);
+		w->global = (pte & 0x100) && (c->cr4 & CR4_PGE);
+	}
+	if ((acc & ACC_U) && !w->user)
+		goto prot;
+	if ((acc & ACC_W) && !w->write && ((acc & ACC_U) || (c->cr0 & CR0_WP)))
+		goto prot;
+	phys_or32(pde_pa, 0x20);
+	if (w->big) {
+		if (acc & ACC_W)
+			phys_or32(pde_pa, 0x40);
+	} else {
+		phys_or32(pte_pa, (acc & ACC_W) ? 0x60 : 0x20);
+	}
+	return 0;
+prot:
+	err |= PFERR_P;
+fault:
+	f->vec = EXC_PF;
+	f->err = err;
+	f->has_err = true;
+	f->cr2 = la;
+	return -1;
+}
+
+int mmu_translate(uint32_t la, unsigned acc, uint64_t *pa, struct bt_fault *f)
+{
+	struct walk w;
+
+	if (!(rt.cpu->cr0 & CR0_PG)) {
+		*pa = la;
+		return 0;
+	}
+	if (walk(la, acc, &w, f))
+		return -1;
+	*pa = w.pa;
+	return 0;
+}
+
+/* The runtime's accesses to guest-linear memory, page by page. Non-RAM reads as ones. */
+static int vmem_rw(uint32_t la, void *buf, uint32_t len, unsigned acc, struct bt_fault *f)
+{
+	uint8_t *b = buf;
+
+	while (len) {
+		uint32_t n = 4096 - (la & 0xfff);
+		uint64_t pa;
+		void *p;
+
+		if (n > len)
+			n = len;
+		if (mmu_translate(la, acc, &pa, f))
+			return -1;
+		p = mmu_phys(pa, n);
+		if (acc & ACC_W) {
+			if (p)
+				memcpy(p, b, n);
+		} else {
+			if (p)
+				memcpy(b, p, n);
+			else
+				memset(b, 0xff, n);
+		}
+		la += n;
+		b += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int vmem_read(uint32_t la, void *buf, uint32_t len, unsigned acc, struct bt_fault *f)
+{
+	return vmem_rw(la, buf, len, acc & ~ACC_W, f);
+}
+
+int vmem_write(uint32_t la, const void *buf, uint32_t len, unsigned acc, struct bt_fault *f)
+{
+	return vmem_rw(la, (void *)buf, len, acc | ACC_W, f);
+}
+
+static void sys_or_die(long r, const char *what, uint32_t la)
+{
+	if (r < 0 && r > -4096)
+		rt_fatal(BT_EXIT_FAULT, "bt: shadow paging: %s at %#x failed (errno %ld)", what, la,
+			 -r);
+}
+
+static void unmap_range(uint32_t pg, uint32_t n)
+{
+	sys_or_die((long)rt_syscall(SYS_munmap, (uint64_t)pg << 12, (uint64_t)n << 12, 0, 0, 0),
+		   "munmap", pg << 12);
+}
+
+/* Apply fn to every run of pages in the shadow whose bits in sel are set. */
+static void for_runs(const uint64_t *sel, bool only_mapped, void (*fn)(uint32_t pg, uint32_t n))
+{
+	uint32_t run = 0, start = 0;
+
+	for (uint32_t r = 0; r < NREGIONS; r++) {
+		if (!region_pages[r]) {
+			if (run)
+				fn(start, run);
+			run = 0;
+			continue;
+		}
+		for (uint32_t wd = r * 16; wd < r * 16 + 16; wd++) {
+			uint64_t b = sel[wd] & (only_mapped ? map_bits[wd] : ~0ull);
+
+			for (uint32_t i = 0; i < 64; i++) {
+				if (b >> i & 1) {
+					if (!run)
+						start = wd * 64 + i;
+					run++;
+				} else if (run) {
+					fn(start, run);
+					run = 0;
+				}
+			}
+		}
+	}
+	if (run)
+		fn(start, run);
+}
+
+static void forget(uint32_t pg, uint32_t n)
+{
+	unmap_range(pg, n);
+	set_bits(map_bits, pg, n, false);
+	set_bits(w_bits, pg, n, false);
+	set_bits(glob_bits, pg, n, false);
+	set_bits(sup_bits, pg, n, false);
+	for (uint32_t i = pg; i < pg + n; i++)
+		region_pages[i >> 10]--;
+	for (uint32_t r = pg >> 10; r <= (pg + n - 1) >> 10; r++)
+		if (!region_pages[r])
+			region_big[r] = 0;
+}
+
+static void map_identity(void)
+{
+	uint64_t top = rt.ram_size < BT_TOP ? rt.ram_size : BT_TOP;
+	uint64_t start = rt.page0 ? 0 : 4096;
+	void *p;
+
+	if (top <= start)
+		return;
+	p = (void *)rt_syscall6(SYS_mmap, start, top - start, PROT_READ | PROT_WRITE | PROT_EXEC,
+				MAP_SHARED | MAP_FIXED, (uint64_t)rt.memfd, start);
+	if ((uintptr_t)p != start)
+		rt_fatal(BT_EXIT_FAULT, "bt: cannot map guest RAM in the sandbox (%ld)", (long)p);
+	identity = true;
+}
+
+/* Drop the shadow: everything (CR3 load without PGE, CR0/CR4 changes) or all but global pages. */
+void mmu_flush(bool keep_global)
+{
+	static uint64_t not_global[NWORDS];
+	bool any_global = false;
+
+	rt.st->shadow_flushes++;
+	if (identity) {
+		unmap_range(0, NPAGES);
+		identity = false;
+	}
+	for (uint32_t i = 0; keep_global && i < NWORDS && !any_global; i++)
+		any_global = glob_bits[i] != 0;
+	if (!any_global) {
+		unmap_range(0, NPAGES);
+		memset(map_bits, 0, sizeof(map_bits));
+		memset(w_bits, 0, sizeof(w_bits));
+		memset(glob_bits, 0, sizeof(glob_bits));
+		memset(sup_bits, 0, sizeof(sup_bits));
+		memset(region_pages, 0, sizeof(region_pages));
+		memset(region_big, 0, sizeof(region_big));
+		nr_maps = 0;
+	} else {
+		for (uint32_t i = 0; i < NWORDS; i++)
+			not_global[i] = ~glob_bits[i];
+		for_runs(not_global, true, forget);
+	}
+	if (!(rt.cpu->cr0 & CR0_PG))
+		map_identity();
+}
+
+void mmu_invlpg(uint32_t la)
+{
+	uint32_t pg = la >> 12, r = la >> 22;
+
+	rt.st->invlpg++;
+	if (la >= BT_TOP || identity)
+		return;
+	if (region_big[r]) {
+		forget(r << 10, 1024);
+		return;
+	}
+	if (bit(map_bits, pg))
+		forget(pg, 1);
+}
+
+static int prot_of(uint32_t pg)
+{
+	return PROT_READ | PROT_EXEC | (bit(w_bits, pg) ? PROT_WRITE : 0);
+}
+
+static void hide(uint32_t pg, uint32_t n)
+{
+	sys_or_die((long)rt_syscall(SYS_mprotect, (uint64_t)pg << 12, (uint64_t)n << 12, PROT_NONE,
+				    0, 0),
+		   "mprotect", pg << 12);
+}
+
+static void unhide(uint32_t pg, uint32_t n)
+{
+	/* split the run where the writable bit changes */
+	while (n) {
+		uint32_t k = 1;
+		int prot = prot_of(pg);
+
+		while (k < n && prot_of(pg + k) == prot)
+			k++;
+		sys_or_die((long)rt_syscall(SYS_mprotect, (uint64_t)pg << 12, (uint64_t)k << 12,
+					    (uint64_t)prot, 0, 0),
+			   "mprotect", pg << 12);
+		pg += k;
+		n -= k;
+	}
+}
+
+/* Ring 3 must not reach what only ring 0 may: hide those pages while CPL is 3. */
+void mmu_cpl_changed(unsigned old_cpl)
+{
+	bool want = rt.cpu->cpl == 3 && (rt.cpu->cr0 & CR0_PG);
+
+	(void)old_cpl;
+	if (want == hidden)
+		return;
+	for_runs(sup_bits, true, want ? hide : unhide);
+	hidden = want;
+}
+
+void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4)
+{
+	struct bt_vcpu *c = rt.cpu;
+
+	if ((old_cr0 ^ c->cr0) & (CR0_PG | CR0_WP) || (old_cr4 ^ c->cr4) & (CR4_PSE | CR4_PGE)) {
+		mmu_flush(false);
+		hidden = false;
+		mmu_cpl_changed(c->cpl);
+	}
+}
+
+/* Map n pages at guest-virtual page vpg onto guest-physical pa. */
+static void map_pages(uint32_t vpg, uint64_t pa, uint32_t n, bool write, bool global, bool sup)
+{
+	int prot = PROT_READ | PROT_EXEC | (write ? PROT_WRITE : 0);
+	long r;
+
+	if (nr_maps >= MAX_MAPS)
+		mmu_flush(false);
+	for (uint32_t i = vpg; i < vpg + n; i++)
+		if (!bit(map_bits, i))
+			region_pages[i >> 10]++;
+	r = (long)rt_syscall6(SYS_mmap, (uint64_t)vpg << 12, (uint64_t)n << 12, (uint64_t)prot,
+			     MAP_SHARED | MAP_FIXED, (uint64_t)rt.memfd, pa);
+	sys_or_die(r, "mmap", vpg << 12);
+	nr_maps++;
+	set_bits(map_bits, vpg, n, true);
+	set_bits(w_bits, vpg, n, write);
+	set_bits(glob_bits, vpg, n, global);
+	set_bits(sup_bits, vpg, n, sup);
+}
+
+/*
+ * A host page fault at la while the guest ran. 0: the shadow now maps it,
+ * retry. -1: a guest #PF in *f. 1: la is not RAM (MMIO, or page 0 we may not
+ * map): *mmio_pa is the guest-physical address to emulate the access against.
+ */
+int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio_pa)
+{
+	struct bt_vcpu *c = rt.cpu;
+	bool user = c->cpl == 3, write = host_err & PFERR_W;
+	unsigned acc = (write ? ACC_W : 0) | (user ? ACC_U : 0);
+	struct walk w;
+	uint64_t pa;
+
+	if (!(c->cr0 & CR0_PG)) {
+		*mmio_pa = la;
+		return 1; /* identity-mapped RAM never faults: this is not RAM, or page 0 */
+	}
+	if (walk(la, acc, &w, f))
+		return -1;
+	pa = w.pa;
+	if (la >= BT_TOP || !mmu_phys(pa & ~0xfffull, 4096) || (la < 4096 && !rt.page0)) {
+		*mmio_pa = pa;
+		return 1;
+	}
+	/* Rights for this CPL; writable only once D is set (this access sets it if a write). */
+	bool can_write = user ? w.write : (w.write || !(c->cr0 & CR0_WP));
+	bool dirty_ok = write || !w.write; /* a read of a writable page maps it read-only */
+	bool map_w = can_write && dirty_ok;
+	bool sup = !w.user || (map_w && !w.write);
+
+	rt.st->shadow_faults++;
+	if (w.big) {
+		uint64_t base = pa & ~0x3fffffull;
+		uint32_t vpg = (la >> 12) & ~0x3ffu;
+
+		if (mmu_phys(base, 4u << 20) && vpg + 1024 <= NPAGES && (vpg || rt.page0)) {
+			/* the whole 4 MiB page at once: one mapping, one TLB entry to drop */
+			if (region_pages[vpg >> 10] && !region_big[vpg >> 10])
+				forget(vpg, 1024);
+			map_pages(vpg, base, 1024, map_w, w.global, sup);
+			region_big[vpg >> 10] = 1;
+			if (write)
+				phys_or32((c->cr3 & 0xfffff000u) + (la >> 22) * 4, 0x40);
+			return 0;
+		}
+	}
+	if (region_big[la >> 22])
+		forget((la >> 22) << 10, 1024);
+	map_pages(la >> 12, pa & ~0xfffull, 1, map_w, w.global, sup);
+	return 0;
+}
+
+int mmu_init(void)
+{
+	memset(map_bits, 0, sizeof(map_bits));
+	nr_maps = 0;
+	hidden = false;
+	identity = false;
+	if (!(rt.cpu->cr0 & CR0_PG))
+		map_identity();
+	return 0;
+}

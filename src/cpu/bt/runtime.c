@@ -1,0 +1,304 @@
+/*
+ * The world switch. Guest code runs in compatibility mode at host CPL 3;
+ * every trap is a signal whose 64-bit handler edits the saved context and
+ * returns into the guest with sigreturn. sigreturn restores CS and SS but
+ * not DS/ES/FS/GS, so the handler's assembly tail loads the guest's mirror
+ * selectors last; glibc's FS base is restored first thing on entry (a guest
+ * FS selector replaced it). Linux arch/x86/kernel/signal_64.c; Intel SDM
+ * vol. 3 §5.2.1 (compatibility mode).
+ */
+#include <linux/audit.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "runtime.h"
+
+struct rt rt;
+const int rt_greg[8] = { REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI };
+uint64_t rt_host_fsbase;
+
+/*
+ * rt_entry: every signal handler. rt_restorer: our sa_restorer (glibc's would
+ * make its rt_sigreturn from an address the seccomp filter does not allow).
+ * rt_syscall: the runtime's only other system-call instruction.
+ */
+__asm__(".text\n"
+	".globl rt_entry\n"
+	".type rt_entry, @function\n"
+	"rt_entry:\n\t"
+	"movq rt_host_fsbase(%rip), %rax\n\t"
+	"wrfsbase %rax\n\t"
+	"subq $8, %rsp\n\t"
+	"call rt_signal\n\t"
+	"addq $8, %rsp\n\t"
+	"movw rt_sel_out+0(%rip), %ax\n\t"
+	"movw %ax, %ds\n\t"
+	"movw rt_sel_out+2(%rip), %ax\n\t"
+	"movw %ax, %es\n\t"
+	"movw rt_sel_out+4(%rip), %ax\n\t"
+	"movw %ax, %fs\n\t"
+	"movw rt_sel_out+6(%rip), %ax\n\t"
+	"movw %ax, %gs\n\t"
+	"ret\n"
+	".size rt_entry, .-rt_entry\n"
+	".globl rt_restorer\n"
+	".type rt_restorer, @function\n"
+	"rt_restorer:\n\t"
+	"movl $15, %eax\n\t" /* rt_sigreturn */
+	"syscall\n"
+	".globl rt_restorer_ip\n"
+	"rt_restorer_ip:\n\t"
+	"ud2\n"
+	".globl rt_syscall6\n"
+	".type rt_syscall6, @function\n"
+	"rt_syscall6:\n\t"
+	"movq %rdi, %rax\n\t"
+	"movq %rsi, %rdi\n\t"
+	"movq %rdx, %rsi\n\t"
+	"movq %rcx, %rdx\n\t"
+	"movq %r8, %r10\n\t"
+	"movq %r9, %r8\n\t"
+	"movq 8(%rsp), %r9\n\t"
+	"syscall\n"
+	".globl rt_syscall_ip\n"
+	"rt_syscall_ip:\n\t"
+	"ret\n"
+	".size rt_syscall6, .-rt_syscall6\n");
+
+int rt_snprintf(char *buf, unsigned len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+static void futex(uint32_t *addr, int op, uint32_t val)
+{
+	rt_syscall(SYS_futex, (uint64_t)addr, (uint64_t)op, val, 0, 0);
+}
+
+#define SPIN_TSC 20000 /* about 8 us: a quick monitor answers before we sleep */
+
+void rt_exit_wait(uint32_t kind)
+{
+	struct bt_shared *sh = rt.sh;
+	uint64_t t0 = rt_rdtsc();
+
+	if (rt.uc)
+		vcpu_snapshot();
+	sh->exit.kind = kind;
+	rt.st->exits++;
+	__atomic_store_n(&sh->turn, BT_TURN_PARENT, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&sh->parent_sleeping, __ATOMIC_SEQ_CST))
+		futex(&sh->turn, FUTEX_WAKE, 1);
+	while (__atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) != BT_TURN_CHILD &&
+	       rt_rdtsc() - t0 < SPIN_TSC)
+		__builtin_ia32_pause();
+	if (__atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) != BT_TURN_CHILD) {
+		__atomic_store_n(&sh->child_sleeping, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&sh->turn, __ATOMIC_SEQ_CST) != BT_TURN_CHILD)
+			futex(&sh->turn, FUTEX_WAIT, BT_TURN_PARENT);
+		__atomic_store_n(&sh->child_sleeping, 0, __ATOMIC_RELAXED);
+	}
+	rt.st->tsc_wait += rt_rdtsc() - t0;
+	vcpu_resumed();
+}
+
+void rt_fatal(uint32_t kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rt.sh->msg, BT_MSG_SIZE, fmt, ap);
+	va_end(ap);
+	memset(&rt.sh->exit, 0, sizeof(rt.sh->exit));
+	rt_exit_wait(kind);
+	for (;;)
+		rt_syscall(SYS_exit_group, 1, 0, 0, 0, 0);
+}
+
+/* The first entry into the guest: the boot state the monitor left in the vCPU. */
+static void first_entry(void)
+{
+	greg_t *g = rt.uc->uc_mcontext.gregs;
+	struct bt_vcpu *c = rt.cpu;
+
+	for (int i = 0; i < NGREG; i++)
+		if (i != REG_CSGSFS && i != REG_CR2 && i != REG_TRAPNO && i != REG_ERR &&
+		    i != REG_OLDMASK)
+			g[i] = 0;
+	for (int r = 0; r < 8; r++)
+		set_gr(r, c->regs[r]);
+	set_eip(c->eip);
+	g[REG_EFL] = FL_IF | 2;
+	vcpu_set_eflags(c->eflags, ~0u);
+	sigemptyset(&rt.uc->uc_sigmask);
+	rt.started = true;
+}
+
+static _Noreturn void escape(int sig, siginfo_t *si)
+{
+	greg_t *g = rt.uc->uc_mcontext.gregs;
+	unsigned cs = (uint16_t)g[REG_CSGSFS];
+
+	if (sig == SIGSYS)
+		rt_fatal(BT_EXIT_ESCAPE,
+			 "bt: the guest tried to escape its sandbox: blocked host system call %d "
+			 "from %s code at %#llx; VM stopped",
+			 si->si_syscall, cs == 0x33 ? "64-bit" : "guest",
+			 (unsigned long long)g[REG_RIP]);
+	rt_fatal(BT_EXIT_ESCAPE,
+		 "bt: the guest tried to escape its sandbox: it runs 64-bit code (CS %#x) at %#llx; "
+		 "VM stopped",
+		 cs, (unsigned long long)g[REG_RIP]);
+}
+
+static void debug_trap(siginfo_t *si)
+{
+	greg_t *g = rt.uc->uc_mcontext.gregs;
+	uint8_t b = 0;
+	struct bt_fault f;
+
+	if (rt.tf_window) {
+		/* our single step after STI: the interrupt window is open now */
+		rt.tf_window = false;
+		g[REG_EFL] = (g[REG_EFL] & ~(greg_t)FL_TF) | (rt.cpu->eflags & FL_TF);
+		return;
+	}
+	vmem_read(seg_lin(BT_CS, g_eip()), &b, 1, rt.cpu->cpl == 3 ? ACC_U : 0, &f);
+	if (b == 0xf1 && si->si_code != TRAP_TRACE)
+		set_eip(g_eip() + 1); /* ICEBP: the trap comes back with EIP after it */
+	rt.cpu->dr[6] |= 0x4000; /* BS */
+	vcpu_raise(EXC_DB, false, 0);
+}
+
+static void dispatch(int sig, siginfo_t *si)
+{
+	greg_t *g = rt.uc->uc_mcontext.gregs;
+	unsigned trapno = (unsigned)g[REG_TRAPNO];
+	uint32_t err = (uint32_t)g[REG_ERR];
+	uint16_t cs = (uint16_t)g[REG_CSGSFS];
+	struct bt_fault f = { .vec = -1 };
+	uint64_t pa;
+	int r;
+
+	if (sig == SIGSYS && si->si_arch != AUDIT_ARCH_I386)
+		escape(sig, si);
+	if (sig == SIGSYS && cs == 0x23) {
+		/* a compat SYSCALL saves no CS/SS: the kernel's frame says 0x23/0x2b */
+		g[REG_CSGSFS] = (greg_t)((uint64_t)rt.real[BT_CS] | (uint64_t)rt.real[BT_SS] << 48);
+		cs = rt.real[BT_CS];
+	}
+	if (cs == 0x33 || (!(cs & 4) && cs != 0x23))
+		escape(sig, si);
+	if (!seg_sync_from_real())
+		return;
+	switch (sig) {
+	case SIGSEGV:
+		switch (trapno) {
+		case 13:
+			rt.st->trap[BT_TRAP_GP]++;
+			emu_gp(err);
+			return;
+		case 14:
+			rt.st->trap[BT_TRAP_PF]++;
+			r = mmu_fault((uint32_t)g[REG_CR2], err, &f, &pa);
+			if (r < 0)
+				vcpu_exception(&f);
+			else if (r > 0)
+				emu_mem_fault(pa);
+			return;
+		case EXC_TS:
+		case EXC_NP:
+		case EXC_SS:
+			rt.st->trap[BT_TRAP_OTHER]++;
+			vcpu_raise((int)trapno, true, err);
+			return;
+		case EXC_OF: /* INTO, INT 4: a trap, EIP after the instruction */
+			rt.st->trap[BT_TRAP_OTHER]++;
+			vcpu_interrupt(EXC_OF, true);
+			return;
+		case EXC_BR:
+			rt.st->trap[BT_TRAP_OTHER]++;
+			vcpu_raise(EXC_BR, false, 0);
+			return;
+		}
+		break;
+	case SIGBUS:
+		if (trapno == EXC_AC) {
+			rt.st->trap[BT_TRAP_OTHER]++;
+			if (rt.cpu->cpl == 3 && (rt.cpu->cr0 & CR0_AM)) {
+				vcpu_raise(EXC_AC, true, 0);
+			} else { /* the guest's AC is virtual: no alignment checks here */
+				rt.cpu->eflags |= g[REG_EFL] & FL_AC;
+				g[REG_EFL] &= ~(greg_t)FL_AC;
+			}
+			return;
+		}
+		break;
+	case SIGILL:
+		rt.st->trap[BT_TRAP_UD]++;
+		emu_ud();
+		return;
+	case SIGFPE:
+		rt.st->trap[BT_TRAP_DE]++;
+		if (trapno == EXC_DE || trapno == EXC_MF || trapno == EXC_XM) {
+			vcpu_raise((int)trapno, false, 0);
+			return;
+		}
+		break;
+	case SIGTRAP:
+		if (trapno == EXC_BP) {
+			rt.st->trap[BT_TRAP_BP]++;
+			vcpu_interrupt(EXC_BP, true);
+			return;
+		}
+		if (trapno == EXC_DB) {
+			rt.st->trap[BT_TRAP_DB]++;
+			debug_trap(si);
+			return;
+		}
+		break;
+	case SIGSYS:
+		rt.st->trap[BT_TRAP_SYSCALL]++;
+		emu_syscall((int)si->si_arch, si->si_syscall);
+		return;
+	case BT_SIGKICK:
+		rt.st->trap[BT_TRAP_KICK]++;
+		__atomic_store_n(&rt.sh->kick_pending, 0, __ATOMIC_SEQ_CST);
+		rt.cpu->irq_pending = 1;
+		return;
+	}
+	rt_fatal(BT_EXIT_FAULT, "bt: unexpected signal %d (trap %u, error %#x) at guest EIP %#x", sig,
+		 trapno, err, g_eip());
+}
+
+void rt_signal(int sig, siginfo_t *si, ucontext_t *uc)
+{
+	uint64_t t0 = rt_rdtsc(), w0, t1;
+
+	rt.uc = uc;
+	rt.sh->in_runtime = 1;
+	w0 = rt.st->tsc_wait;
+	if (!rt.started) {
+		if (sig != SIGTRAP || !rt.armed)
+			rt_fatal(BT_EXIT_FAULT, "bt: signal %d in the runtime's set-up", sig);
+		first_entry();
+	} else {
+		rt.st->tsc_guest += t0 - rt.tsc_mark;
+		dispatch(sig, si);
+	}
+	vcpu_check_irq();
+	seg_apply();
+	t1 = rt_rdtsc();
+	rt.st->tsc_runtime += (t1 - t0) - (rt.st->tsc_wait - w0);
+	rt.tsc_mark = t1;
+	rt.sh->in_runtime = 0;
+}

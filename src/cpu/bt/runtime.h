@@ -1,0 +1,220 @@
+/*
+ * The runtime: everything that runs inside the sandbox child once the guest
+ * has started — signal handlers (runtime.c), the virtual CPU (vcpu.c),
+ * trap-and-emulate (emulate.c), segment mirroring (segments.c) and shadow
+ * paging (mmu.c). Single-threaded, no malloc, no stdio, no glibc TLS: it
+ * runs in signal handlers of a process whose only company is the guest.
+ */
+#ifndef RING3_CPU_BT_RUNTIME_H
+#define RING3_CPU_BT_RUNTIME_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/ucontext.h>
+
+#include "shared.h"
+#include "translate.h"
+
+#define BT_SIGKICK SIGUSR2 /* the monitor's "look at your interrupts" signal */
+
+/* Guest EFLAGS bits (Intel SDM vol. 1 §3.4.3) */
+#define FL_CF 0x1u
+#define FL_TF 0x100u
+#define FL_IF 0x200u
+#define FL_DF 0x400u
+#define FL_IOPL 0x3000u
+#define FL_NT 0x4000u
+#define FL_RF 0x10000u
+#define FL_VM 0x20000u
+#define FL_AC 0x40000u
+#define FL_VIF 0x80000u
+#define FL_VIP 0x100000u
+#define FL_ID 0x200000u
+/* Kept in the virtual CPU: the real ones are fixed in host ring 3 (IF=1, IOPL=0). */
+#define FL_VIRTUAL (FL_IF | FL_IOPL | FL_VM | FL_VIF | FL_VIP)
+
+/* CR0 and CR4 bits (SDM vol. 3 §2.5) */
+#define CR0_PE 0x1u
+#define CR0_MP 0x2u
+#define CR0_EM 0x4u
+#define CR0_TS 0x8u
+#define CR0_ET 0x10u
+#define CR0_NE 0x20u
+#define CR0_WP 0x10000u
+#define CR0_AM 0x40000u
+#define CR0_NW 0x20000000u
+#define CR0_CD 0x40000000u
+#define CR0_PG 0x80000000u
+#define CR4_VME 0x1u
+#define CR4_PVI 0x2u
+#define CR4_TSD 0x4u
+#define CR4_DE 0x8u
+#define CR4_PSE 0x10u
+#define CR4_PAE 0x20u
+#define CR4_MCE 0x40u
+#define CR4_PGE 0x80u
+#define CR4_PCE 0x100u
+#define CR4_OSFXSR 0x200u
+#define CR4_OSXMMEXCPT 0x400u
+
+/* Exception vectors (SDM vol. 3 §6.3.1) */
+enum {
+	EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6,
+	EXC_NM = 7, EXC_DF = 8, EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13, EXC_PF = 14,
+	EXC_MF = 16, EXC_AC = 17, EXC_MC = 18, EXC_XM = 19,
+};
+
+/* A fault the runtime found while emulating: raise it in the guest. */
+struct bt_fault {
+	int vec; /* -1: none */
+	uint32_t err;
+	bool has_err;
+	uint32_t cr2;
+};
+
+static inline int fault_set(struct bt_fault *f, int vec, uint32_t err)
+{
+	f->vec = vec;
+	f->err = err;
+	f->has_err = vec != 6; /* #UD has no error code */
+	return -1;
+}
+#define FAULT(f, v, e) fault_set((f), (v), (e))
+
+/* Page-fault error code bits and access kinds for guest memory walks (SDM vol. 3 §4.7) */
+#define PFERR_P 0x1u
+#define PFERR_W 0x2u
+#define PFERR_U 0x4u
+#define PFERR_I 0x10u
+#define ACC_W PFERR_W
+#define ACC_U PFERR_U
+#define ACC_X PFERR_I
+
+struct tcache;
+
+struct rt {
+	struct bt_shared *sh;
+	struct bt_vcpu *cpu;	/* &sh->vcpu */
+	struct bt_counters *st; /* &sh->stats */
+	uint8_t *ram;		/* guest RAM: the monitor's mapping, inherited by fork() */
+	uint64_t ram_size;	/* bytes of RAM at guest-physical 0 (all below 3 GiB) */
+	int memfd;
+	uint64_t host_fsbase;	/* glibc's FS base, restored on every handler entry */
+	ucontext_t *uc;		/* the interrupted guest context of the current handler */
+	uint16_t real[BT_NSREG]; /* the real selectors the guest runs with */
+	bool started;
+	bool armed;		/* the set-up is done: the next int3 is the first entry */
+	bool tf_window;		/* we set TF to open an interrupt window after one instruction */
+	bool page0;		/* guest page 0 can be mapped (CAP_SYS_RAWIO) */
+	uint64_t tsc_mark;
+	struct tcache *tc;
+};
+
+extern struct rt rt;
+extern uint16_t rt_sel_out[4]; /* DS ES FS GS for rt_entry's tail (segments.c) */
+
+/* Guest registers in the interrupted context, numbered as in ModRM. */
+extern const int rt_greg[8];
+static inline uint32_t gr(int r)
+{
+	return (uint32_t)rt.uc->uc_mcontext.gregs[rt_greg[r]];
+}
+static inline void set_gr(int r, uint32_t v)
+{
+	rt.uc->uc_mcontext.gregs[rt_greg[r]] = v;
+}
+static inline uint32_t g_eip(void)
+{
+	return (uint32_t)rt.uc->uc_mcontext.gregs[REG_RIP];
+}
+static inline void set_eip(uint32_t v)
+{
+	rt.uc->uc_mcontext.gregs[REG_RIP] = v;
+}
+
+/* runtime.c: the world switch and the hand-off to the monitor */
+uint64_t rt_syscall6(uint64_t nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+		     uint64_t a5, uint64_t a6);
+#define rt_syscall(nr, a1, a2, a3, a4, a5) rt_syscall6((nr), (a1), (a2), (a3), (a4), (a5), 0)
+void rt_signal(int sig, siginfo_t *si, ucontext_t *uc);
+/* Post an exit (sh->exit filled by the caller) and wait for the monitor's reply. */
+void rt_exit_wait(uint32_t kind);
+/* Give up: post FAULT (or ESCAPE) with a message and end the child. */
+_Noreturn void rt_fatal(uint32_t kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int rt_snprintf(char *buf, unsigned len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline uint64_t rt_rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
+/* vcpu.c: the virtual CPU */
+uint32_t vcpu_eflags(void);
+void vcpu_set_eflags(uint32_t v, uint32_t mask);
+void vcpu_set_cpl(unsigned cpl);
+/* Raise an exception at the current EIP (faults) or after it (traps: EIP already moved). */
+void vcpu_exception(const struct bt_fault *f);
+void vcpu_raise(int vec, bool has_err, uint32_t err);
+/* INT n (soft, gate DPL checked), an external interrupt (ext). */
+void vcpu_interrupt(unsigned vec, bool soft);
+void vcpu_ext_interrupt(unsigned vec);
+/* Protected-mode IRET, far JMP/CALL/RET (SDM vol. 2 IRET, JMP, CALL, RET). */
+int vcpu_iret(int opsize, struct bt_fault *f);
+int vcpu_far_jmp(uint16_t sel, uint32_t eip, int opsize, struct bt_fault *f);
+int vcpu_far_call(uint16_t sel, uint32_t eip, uint32_t ret_eip, int opsize, struct bt_fault *f);
+int vcpu_far_ret(int opsize, uint32_t pop_bytes, struct bt_fault *f);
+int vcpu_push(uint32_t v, int size, struct bt_fault *f);
+void vcpu_halt(void);
+/* If IF=1 and no shadow, and an interrupt is pending: ask the monitor, deliver. */
+void vcpu_check_irq(void);
+/* Apply a resume record: IN data is the caller's; a vector is delivered here. */
+void vcpu_resumed(void);
+int vcpu_io_allowed(uint16_t port, unsigned size, struct bt_fault *f);
+void vcpu_snapshot(void);
+void vcpu_shadow(void); /* STI just set IF: the next instruction runs before any interrupt */
+
+/* segments.c: descriptors and their mirrors in the child's LDT */
+int seg_read_desc(uint16_t sel, uint64_t *desc, struct bt_fault *f);
+void seg_from_desc(struct bt_seg *s, uint16_t sel, uint64_t desc);
+int seg_load(int sreg, uint16_t sel, struct bt_fault *f);
+void seg_set(int sreg, const struct bt_seg *s);
+void seg_set_null(int sreg);
+int seg_set_accessed(uint16_t sel, uint64_t desc);
+bool seg_sync_from_real(void);
+void seg_apply(void);
+int seg_init(void);
+/* linear address of sreg:off (no limit check) */
+static inline uint32_t seg_lin(int sreg, uint32_t off)
+{
+	return rt.cpu->seg[sreg].base + off;
+}
+bool seg_check(int sreg, uint32_t off, uint32_t len, bool write, struct bt_fault *f);
+
+/* mmu.c: guest page walks and shadow paging */
+int mmu_init(void);
+int mmu_translate(uint32_t la, unsigned acc, uint64_t *pa, struct bt_fault *f);
+int vmem_read(uint32_t la, void *buf, uint32_t len, unsigned acc, struct bt_fault *f);
+int vmem_write(uint32_t la, const void *buf, uint32_t len, unsigned acc, struct bt_fault *f);
+void *mmu_phys(uint64_t pa, uint32_t len);
+/* A host #PF at la in guest code: 0 = handled (retry), else a guest fault in *f or MMIO. */
+int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio_pa);
+void mmu_flush(bool keep_global);
+void mmu_invlpg(uint32_t la);
+void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4);
+void mmu_cpl_changed(unsigned old_cpl);
+
+/* emulate.c: trap-and-emulate */
+void emu_gp(uint32_t err);
+void emu_ud(void);
+void emu_syscall(int arch, int nr);
+void emu_init(void);
+int emu_rdmsr(uint32_t idx, uint64_t *v);
+int emu_wrmsr(uint32_t idx, uint64_t v);
+void emu_mem_fault(uint64_t mmio_pa);
+int emu_fetch(uint8_t *buf, uint32_t *len, struct bt_fault *f);
+void emu_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4]);
+
+#endif
