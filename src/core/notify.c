@@ -90,13 +90,14 @@ void vm_msi_fire(struct vm_msi *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/*
+ * After the engine is gone: closing the eventfd is enough, an irqfd goes
+ * with its eventfd (or with the VM).
+ */
 void vm_msi_destroy(struct vm_msi *m)
 {
-	if (m->fd >= 0) {
-		if (m->gsi >= 0 && m->vm->engine->irqfd)
-			m->vm->engine->irqfd(m->vm, (unsigned)m->gsi, m->fd, false);
+	if (m->fd >= 0)
 		close(m->fd);
-	}
 	m->fd = m->gsi = -1;
 	pthread_mutex_destroy(&m->lock);
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# virtio devices with Debian's kernel under the kvm engine, in the nested test
+# bed (docs/kvm.md, scripts/nested-initramfs.sh): tests/nested/virtio.inc runs
+# in the outer VM with mke2fs and debugfs beside ring3; its TAP comes back on
+# the outer serial console.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+kernel=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -1)
+why=""
+[ -x "${RING3_BIN:-./ring3}" ] || why="ring3 is not built"
+command -v qemu-system-x86_64 >/dev/null || why="qemu-system-x86_64 is not installed"
+[ -n "$kernel" ] || why="no /boot/vmlinuz-*-cloud-amd64 (run scripts/setup.sh)"
+[ -e build/guest-linux/initrd-amd64.img ] || why="the default guest is not built (make guest-linux)"
+for t in /sbin/mke2fs /sbin/debugfs; do [ -x $t ] || why="$t is missing (e2fsprogs)"; done
+if [ -n "$why" ]; then
+	echo "1..0 # SKIP $why"
+	exit 0
+fi
+
+tmp=$(mktemp -d)
+qpid=""
+cleanup() {
+	[ -n "$qpid" ] && kill "$qpid" 2>/dev/null && wait "$qpid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# mke2fs and debugfs with the libraries they load, at the same paths
+extra=(/sbin/mke2fs:/opt/e2fs/mke2fs /sbin/debugfs:/opt/e2fs/debugfs /etc/mke2fs.conf:/etc/mke2fs.conf)
+for lib in $(ldd /sbin/mke2fs /sbin/debugfs | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
+	extra+=("$lib:$lib")
+done
+[ -e build/guest/virtio-hostile-amd64 ] && extra+=(build/guest/virtio-hostile-amd64:/guest/virtio-hostile)
+if ! scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" tests/nested/virtio.inc "${extra[@]}" \
+	>"$tmp/build.log" 2>&1; then
+	echo "not ok 1 - build the nested test bed's initramfs"
+	tail -5 "$tmp/build.log" | sed 's/^/#   /'
+	exit 1
+fi
+
+start=$(date +%s)
+timeout --kill-after=5 "${RING3_NESTED_TIMEOUT:-400}" \
+	qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm -m 2048 -smp 2 \
+	-nographic -no-reboot -nodefaults -serial stdio \
+	-kernel "$kernel" -initrd "$tmp/outer.cpio.gz" \
+	-append "console=ttyS0 quiet panic=-1 mitigations=off" \
+	</dev/null >"$tmp/console.log" 2>&1 &
+qpid=$!
+wait "$qpid"
+qrc=$?
+qpid=""
+tr -d '\r' < "$tmp/console.log" > "$tmp/console.txt"
+mkdir -p build/test-logs
+cp "$tmp/console.txt" build/test-logs/nested-virtio-console.log
+sed -n 's/^@@TAP //p' "$tmp/console.txt" | grep -v '^1\.\.'
+n=$(sed -n 's/^@@TAP 1\.\.\([0-9]*\).*/\1/p' "$tmp/console.txt" | tail -1)
+if ! grep -q "^@@NESTED done" "$tmp/console.txt"; then
+	n=$((${n:-0} + 1))
+	echo "not ok $n - the nested test bed ran to its end (QEMU status $qrc; 124 is the timeout)"
+	tail -20 "$tmp/console.txt" | sed 's/^/#   /'
+fi
+grep '^1\.\.0' <(sed -n 's/^@@TAP //p' "$tmp/console.txt") && exit 0
+echo "1..${n:-0}"
