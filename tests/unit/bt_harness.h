@@ -69,6 +69,10 @@ static struct {
 	uint32_t irq_eip[16];
 	uint8_t unmapped[BTH_GUEST_SIZE / 4096]; /* pages fetch refuses */
 	unsigned code_pages;			 /* code_page() callbacks */
+	bool write_protect;			 /* code_page() write-protects, like the runtime */
+	uint8_t protected_page[BTH_GUEST_SIZE / 4096];
+	unsigned wp_faults, wp_dropped;
+	uint32_t far_stub;			 /* BT_CALLOUT_FARJMP lands here (64-bit int3) */
 	int chain_err, translate_err;
 } bth;
 
@@ -124,7 +128,7 @@ static void bth_finish(ucontext_t *uc, int sig)
 }
 
 /* Put back the guest registers an inline sequence holds in scratch (translate.h). */
-__attribute__((unused)) static void bth_restore(ucontext_t *uc, uint8_t mask)
+static void bth_restore(ucontext_t *uc, uint8_t mask)
 {
 	static const int reg[4] = { REG_RAX, REG_RCX, REG_RDX, REG_RBX };
 	greg_t *g = uc->uc_mcontext.gregs;
@@ -134,6 +138,34 @@ __attribute__((unused)) static void bth_restore(ucontext_t *uc, uint8_t mask)
 			g[reg[r]] = *bth_state(ST_SCRATCH + BT_SCRATCH_REG(r));
 }
 
+/*
+ * A write to a write-protected code page (what the runtime's shadow MMU will see): drop the
+ * translations, unprotect, and go on — from a fresh translation if the writer's own block went.
+ */
+static bool bth_code_write(ucontext_t *uc, siginfo_t *si, uint32_t at)
+{
+	greg_t *g = uc->uc_mcontext.gregs;
+	uint32_t la = (uint32_t)(uintptr_t)si->si_addr, page = la & ~4095u, tc_addr, fl;
+	struct bt_site site;
+
+	if (!bth.tc || la < BTH_GUEST || la - BTH_GUEST >= BTH_GUEST_SIZE ||
+	    !bth.protected_page[(la - BTH_GUEST) / 4096])
+		return false;
+	bth.wp_faults++;
+	bth.wp_dropped += tc_invalidate_page(bth.tc, BTH_GPA(page));
+	bth.protected_page[(la - BTH_GUEST) / 4096] = 0;
+	mprotect((void *)(uintptr_t)page, 4096, PROT_READ | PROT_WRITE | PROT_EXEC);
+	if (tc_site_lookup(bth.tc, at, &site) == 0 && (site.flags & BT_SITE_STALE)) {
+		if (!(site.flags & BT_SITE_EXACT))
+			return false;
+		bth_restore(uc, site.restore);
+		if (bt_translate(bth.tc, site.state_eip, bth.mode, &tc_addr, &fl))
+			return false;
+		g[REG_RIP] = tc_addr;
+	}
+	return true;
+}
+
 /* The tiny runtime: what the sandbox child's SIGTRAP handler will do with callouts. */
 static void bth_on_signal(int sig, siginfo_t *si, void *uc_)
 {
@@ -141,8 +173,17 @@ static void bth_on_signal(int sig, siginfo_t *si, void *uc_)
 	greg_t *g = uc->uc_mcontext.gregs;
 	uint32_t rip = (uint32_t)g[REG_RIP], at = sig == SIGTRAP ? rip - 1 : rip, tc_addr, fl;
 	struct bt_site *site = &bth.stop.site;
-	bool in_tc = rip >= BTH_TC && rip < BTH_TC2 + BTH_TC2_SIZE && bth.tc;
+	bool in_tc, far = false;
 
+	if (sig == SIGTRAP && bth.far_stub && rip == bth.far_stub + 1) {
+		/* A far-jump callout: the site is in the state area, we are in 64-bit mode. */
+		at = *bth_state(ST_SITE);
+		far = true;
+		g[REG_CSGSFS] = (g[REG_CSGSFS] & ~0xffffL) | 0x23;
+	}
+	in_tc = bth.tc && at >= BTH_TC && at < BTH_TC2 + BTH_TC2_SIZE;
+	if (sig == SIGSEGV && bth.write_protect && bth_code_write(uc, si, at))
+		return;
 	bth.stop.site_ok = in_tc && tc_site_lookup(bth.tc, at, site) == 0;
 	bth.stop.eip = bth.stop.site_ok ? site->eip : rip;
 	if (sig == SIGTRAP && bth.stop.site_ok) {
@@ -181,7 +222,8 @@ static void bth_on_signal(int sig, siginfo_t *si, void *uc_)
 			break;
 		}
 	}
-	(void)si;
+	if (far)
+		g[REG_RIP] = at; /* report the site's address, as an int3 would */
 	bth_finish(uc, sig);
 }
 
@@ -200,9 +242,21 @@ static int bth_fetch(void *ctx, uint32_t la, void *buf, uint32_t len, uint64_t *
 
 static void bth_code_page(void *ctx, uint64_t gpa)
 {
+	uint32_t la = (uint32_t)(gpa - BTH_GPA(BTH_GUEST)) + BTH_GUEST;
+
 	(void)ctx;
-	(void)gpa;
 	bth.code_pages++;
+	if (bth.write_protect) {
+		bth.protected_page[(la - BTH_GUEST) / 4096] = 1;
+		mprotect((void *)(uintptr_t)la, 4096, PROT_READ | PROT_EXEC);
+	}
+}
+
+/* Make all guest memory writable again. */
+static void bth_unprotect(void)
+{
+	mprotect((void *)(uintptr_t)BTH_GUEST, BTH_GUEST_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC);
+	memset(bth.protected_page, 0, sizeof(bth.protected_page));
 }
 
 static struct bt_config bth_config(uint32_t tc_guest, uint32_t tc_size)

@@ -149,7 +149,10 @@ asm(".pushsection .rodata.bt_guest, \"a\"\n"
     "1:	add %ecx, %eax\n	dec %ecx\n	jnz 1b\n	hlt\n"
     "g_loop_end:\n"
 
-    /* Self-modifying code: patch the immediate of an instruction, then run it again. */
+    /* Self-modifying code: patch the immediate of an instruction, then run it again. The
+     * patched code is on a page of its own (a writer on the page it writes is the runtime's
+     * business: it must step the write with the page unprotected). */
+    "	.balign 4096\n"
     "g_smc:\n"
     "	call 1f\n"
     "1:	pop %ebx\n"
@@ -202,10 +205,13 @@ asm(".pushsection .rodata.bt_guest, \"a\"\n"
 
 static struct tcache *tc;
 
-/* Copy a program to the start of guest memory; returns its EIP. */
+/* Copy a program to the start of guest memory, dropping what was translated there, as the
+ * runtime's write protection would; returns its EIP. */
 static uint32_t load(const uint8_t *start, const uint8_t *end)
 {
 	memcpy((void *)(uintptr_t)BTH_GUEST, start, (size_t)(end - start));
+	for (uint32_t p = 0; p < (uint32_t)(end - start); p += 4096)
+		tc_invalidate_page(tc, BTH_GPA(BTH_GUEST + p));
 	return BTH_GUEST;
 }
 #define LOAD(name) load(name, name##_end)
@@ -234,10 +240,14 @@ static void differential(const char *name, const uint8_t *start, const uint8_t *
 	memcpy(native_data, (void *)(uintptr_t)BTH_DATA, sizeof(native_data));
 	memcpy(native_stack, (void *)(uintptr_t)(BTH_STACK - 0x1000), sizeof(native_stack));
 
+	load(start, end); /* the native run may have changed its own code */
 	tc_flush(tc);
 	bth_reset_state();
 	fill_memory();
+	bth.write_protect = true;
 	r = bth_run_tc(tc, &in);
+	bth.write_protect = false;
+	bth_unprotect();
 	xl = bth.out;
 	if (!ok(r == 0 && native_sig == SIGSEGV && bth.stop.sig == SIGTRAP &&
 			bth.stop.site_ok && bth.stop.site.action == BT_ACT_HLT &&
@@ -263,6 +273,553 @@ static void differential(const char *name, const uint8_t *start, const uint8_t *
 	   "%s: same data and stack memory", name);
 }
 
+
+static uint32_t data32(unsigned off)
+{
+	return *(volatile uint32_t *)(uintptr_t)(BTH_DATA + off);
+}
+
+/* The guest EIP just after the first instruction at or after eip that satisfies pred. */
+static uint32_t eip_after(uint32_t eip, bool (*pred)(const struct bt_insn *))
+{
+	struct bt_insn in;
+
+	while (bt_decode((void *)(uintptr_t)eip, 16, eip, BT_MODE_CS32 | BT_MODE_SS32, &in) == 0) {
+		eip += in.len;
+		if (pred(&in))
+			return eip;
+	}
+	return 0;
+}
+
+static bool is_branch(const struct bt_insn *in)
+{
+	return in->cls == BT_CLASS_BRANCH;
+}
+
+static bool is_popf(const struct bt_insn *in)
+{
+	return in->action == BT_ACT_POPF;
+}
+
+static bool is_sti(const struct bt_insn *in)
+{
+	return in->action == BT_ACT_STI;
+}
+
+static bool any(const struct bt_insn *in)
+{
+	return true;
+}
+
+/* A hot loop runs chained: a handful of CHAIN callouts for 100,000 iterations. */
+static void chaining(void)
+{
+	struct cpu32 in = bth_cpu(LOAD(g_loop));
+	uint64_t chains;
+
+	tc_flush(tc);
+	bth_reset_state();
+	in.eax = 0;
+	bth_run_tc(tc, &in);
+	is_int(bth.out.eax, 100000ull * 100001 / 2 % (1ull << 32), "loop: right sum");
+	ok(bth.n_chain <= 3, "loop: %u CHAIN callouts for 100000 iterations", bth.n_chain);
+	chains = tc_stats(tc)->chains;
+	ok(chains >= 1, "loop: %llu branches chained", (unsigned long long)chains);
+	bth_reset_state();
+	bth_run_tc(tc, &in);
+	is_int(bth.n_chain, 0, "loop again: no callout but the HLT");
+}
+
+/* call pushes the guest's return EIP; ret and indirect calls find their targets inline. */
+static void return_addresses(void)
+{
+	struct cpu32 in = bth_cpu(LOAD(g_calls));
+	uint32_t after_call_7f;
+
+	tc_flush(tc);
+	bth_reset_state();
+	bth_run_tc(tc, &in);
+	/* "call 7f; mov %eax, 32(%ebp)": 7f returns the address it was called from. */
+	after_call_7f = BTH_GUEST + (uint32_t)(g_calls_end - g_calls) - 0;
+	(void)after_call_7f;
+	is_int(data32(0), 55, "fib(10) through recursive calls");
+	is_int(data32(4), 13, "fib(7) through call *%%esi");
+	is_int(data32(12), 8, "fib(6) through call *8(%%ebp)");
+	is_int(bth.out.edi, 111, "jump table through jmp *16(%%ebp,%%ecx,4)");
+	is_int(data32(28), 0x1234, "ret $4 took its argument");
+	ok(data32(32) > BTH_GUEST && data32(32) < BTH_GUEST + (uint32_t)(g_calls_end - g_calls),
+	   "the return address on the stack is a guest EIP (%#x)", data32(32));
+	ok(bth.n_indirect >= 1 && bth.n_indirect <= 12,
+	   "%u indirect-branch misses: the rest hit the inline table", bth.n_indirect);
+	bth_reset_state();
+	bth_run_tc(tc, &in);
+	is_int(bth.n_indirect + bth.n_chain, 0, "second run: every branch inline or chained");
+}
+
+static int emulate_cpuid(ucontext_t *uc, const struct bt_site *site)
+{
+	greg_t *g = uc->uc_mcontext.gregs;
+
+	if (site->action != BT_ACT_CPUID)
+		return 0;
+	g[REG_RAX] = 0x41;
+	g[REG_RBX] = 0x52696e67; /* "gniR" */
+	g[REG_RCX] = g[REG_RDX] = 0;
+	return 1;
+}
+
+/* A callout in mid-block: the runtime emulates and resumes in the same block. */
+static void callouts(void)
+{
+	struct cpu32 in = bth_cpu(LOAD(g_cpuid));
+	struct bt_site site;
+	uint64_t blocks0;
+
+	tc_flush(tc);
+	blocks0 = tc_stats(tc)->blocks;
+	bth_reset_state();
+	bth.on_emulate = emulate_cpuid;
+	bth_run_tc(tc, &in);
+	bth.on_emulate = NULL;
+	ok(bth.out.eax == 0x42 && bth.out.esi == 0x52696e67,
+	   "cpuid: the runtime's answer, and the rest of the block ran");
+	is_int(bth.n_emulate, 2, "cpuid and hlt called out");
+	ok(tc_site_lookup(tc, tc_lookup(tc, BTH_GUEST, BT_MODE_KERNEL32), &site) == 0 &&
+		   site.kind == BT_SITE_IDENT && site.eip == BTH_GUEST && (site.flags & BT_SITE_EXACT),
+	   "the block's first TC byte maps to its first guest instruction");
+	is_int(tc_stats(tc)->blocks - blocks0, 1, "cpuid and hlt did not end the block");
+}
+
+/* Faults inside translated code map back to the guest instruction, state exact. */
+static void faults(void)
+{
+	struct cpu32 in = bth_cpu(LOAD(g_fault));
+	uint32_t ecx, edx;
+
+	tc_flush(tc);
+	bth_reset_state();
+	bth_run_tc(tc, &in);
+	ok(bth.stop.sig == SIGSEGV && bth.stop.site_ok && bth.stop.site.eip == BTH_GUEST + 10 &&
+		   (bth.stop.site.flags & BT_SITE_EXACT) && bth.stop.site.kind == BT_SITE_IDENT,
+	   "a fault in mid-block maps to the faulting guest instruction");
+	ok(bth.out.eax == 1 && bth.out.ebx == 2, "the instructions before it ran");
+
+	in = bth_cpu(LOAD(g_fault_call));
+	bth_reset_state();
+	bth_run_tc(tc, &in);
+	ecx = (bth.stop.site.restore & (1u << BT_ECX)) ? *bth_state(ST_SCRATCH + 4) : bth.out.ecx;
+	edx = (bth.stop.site.restore & (1u << BT_EDX)) ? *bth_state(ST_SCRATCH + 8) : bth.out.edx;
+	ok(bth.stop.sig == SIGSEGV && bth.stop.site_ok && bth.stop.site.eip == BTH_GUEST + 10 &&
+		   (bth.stop.site.flags & BT_SITE_EXACT),
+	   "a fault in an indirect call's operand maps to the call");
+	ok(ecx == 0x11 && edx == 0x22 && bth.out.esp == BTH_STACK,
+	   "after restoring the spilled registers the state is the call's (ecx %#x edx %#x)", ecx,
+	   edx);
+}
+
+/* CLI, STI, PUSHF and POPF inline: the virtual IF, IOPL and AC, not the host's. */
+static void flags_inline(void)
+{
+	struct cpu32 in = bth_cpu(LOAD(g_cli_sti));
+	uint64_t cli0 = tc_stats(tc)->by_action[BT_ACT_CLI];
+	uint64_t popf0 = tc_stats(tc)->by_action[BT_ACT_POPF];
+
+	tc_flush(tc);
+	bth_reset_state();
+	bth_run_tc(tc, &in);
+	ok(bth.stop.site_ok && bth.stop.site.action == BT_ACT_HLT, "cli/sti: ran to the HLT");
+	is_int(bth.out.eax & 0x200, 0, "pushf after cli: IF clear");
+	is_int(bth.out.ebx & 0x200, 0x200, "pushf after sti: IF set");
+	is_int(bth.out.ecx & 0x200, 0, "popf restored IF clear");
+	is_int(bth.out.edx & 0x43200, 0x43200, "popf set IOPL 3, AC and IF; pushf shows them");
+	is_int(bth.out.eflags & 0x40000, 0, "the host's AC stayed clear (no #AC on the way)");
+	ok(*bth_state(ST_VIF) == BT_VIF && *bth_state(ST_VFLAGS) == 0,
+	   "virtual IF set, IOPL and AC clear after the last popf");
+	is_int(bth.n_emulate, 1, "no callout but the HLT");
+	is_int(bth.n_irq, 0, "nothing pending: no interrupt window");
+	ok(tc_stats(tc)->by_action[BT_ACT_CLI] - cli0 == 1 &&
+		   tc_stats(tc)->by_action[BT_ACT_POPF] - popf0 == 3,
+	   "stats count sensitive instructions by action");
+}
+
+/* Interrupt windows: POPF and STI call out when IF becomes set with an interrupt pending. */
+static void irq_windows(void)
+{
+	struct cpu32 in;
+	uint32_t eip;
+
+	in = bth_cpu(eip = LOAD(g_popf_if));
+	tc_flush(tc);
+	bth_reset_state();
+	*bth_state(ST_PENDING) = BT_VIF;
+	bth_run_tc(tc, &in);
+	ok(bth.n_irq == 1 && bth.irq_eip[0] == eip_after(eip, is_popf),
+	   "popf setting IF: the interrupt comes right after the popf");
+	is_int(bth.out.eax, 1, "and the guest resumes after it");
+
+	in = bth_cpu(eip = LOAD(g_sti_shadow));
+	tc_flush(tc);
+	bth_reset_state();
+	*bth_state(ST_PENDING) = BT_VIF;
+	bth_run_tc(tc, &in);
+	uint32_t after_sti = eip_after(eip, is_sti);
+	ok(bth.n_irq == 1 && bth.irq_eip[0] == eip_after(after_sti, any),
+	   "sti: the interrupt comes after the next instruction (shadow)");
+	{
+		uint32_t a = tc_lookup(tc, eip, BT_MODE_KERNEL32);
+		struct tc_block *b = tc_block_at(tc, a);
+		bool shadow = false, other = false;
+		for (uint32_t t = b->tc; t < b->tc + b->tc_len; t++) {
+			struct bt_site s;
+			if (tc_site_lookup(tc, t, &s) || s.kind != BT_SITE_IDENT)
+				continue;
+			if (s.eip == after_sti)
+				shadow |= s.flags & BT_SITE_SHADOW;
+			else
+				other |= s.flags & BT_SITE_SHADOW;
+		}
+		ok(shadow && !other, "only the instruction after sti is marked in its shadow");
+	}
+
+	in = bth_cpu(eip = LOAD(g_sti_hlt));
+	tc_flush(tc);
+	bth_reset_state();
+	*bth_state(ST_PENDING) = BT_VIF;
+	bth_run_tc(tc, &in);
+	ok(bth.n_irq == 0 && bth.stop.site.action == BT_ACT_HLT,
+	   "sti; hlt: no window before the HLT (the runtime wakes it)");
+
+	in = bth_cpu(eip = LOAD(g_sti_jmp));
+	tc_flush(tc);
+	bth_reset_state();
+	*bth_state(ST_PENDING) = BT_VIF;
+	bth_run_tc(tc, &in);
+	ok(bth.n_irq == 1 && bth.irq_eip[0] == eip_after(eip, is_sti),
+	   "sti; jmp: the window is before the branch");
+
+	in = bth_cpu(LOAD(g_cli_sti));
+	tc_flush(tc);
+	bth_reset_state();
+	*bth_state(ST_PENDING) = BT_VIF;
+	bth_run_tc(tc, &in);
+	ok(bth.n_irq == 1, "pending during cli; one window when sti opens it (%u)", bth.n_irq);
+}
+
+/* Segment-register reads give the guest's selectors, not the host's mirrors. */
+static void sreg_reads(void)
+{
+	struct cpu32 in = bth_cpu(LOAD(g_sreg));
+
+	tc_flush(tc);
+	bth_reset_state();
+	*bth_state(ST_SEL + 0) = 0x18;	/* ES */
+	*bth_state(ST_SEL + 4) = 0x10;	/* CS */
+	*bth_state(ST_SEL + 8) = 0x28;	/* SS */
+	*bth_state(ST_SEL + 12) = 0x18; /* DS */
+	*bth_state(ST_SEL + 16) = 0xd8; /* FS */
+	*bth_state(ST_SEL + 20) = 0x33; /* GS */
+	fill_memory();
+	bth_run_tc(tc, &in);
+	is_int(bth.out.eax, 0x10, "mov %%cs,%%eax");
+	is_int(bth.out.ebx & 0xffff, 0x28, "mov %%ss,%%bx");
+	is_int(data32(0), 0x5a5a0018, "mov %%ds,(mem) stores 16 bits");
+	is_int(*(volatile uint16_t *)(uintptr_t)(BTH_DATA + 4 + 0x10), 0x10,
+	       "mov %%cs,4(%%ebp,%%eax) with %%eax in the address");
+	is_int(bth.out.ecx, 0x10, "push %%cs");
+	is_int(bth.out.edx & 0xffff, 0x28, "pushw %%ss");
+	is_int(bth.out.esi, 0x33, "push %%gs");
+	is_int(bth.out.edi, 0xd8, "mov %%fs,%%edi");
+	is_int(*(volatile uint16_t *)(uintptr_t)(BTH_DATA + 0x10), 0x18, "mov %%es,(%%eax,%%ebp)");
+}
+
+/* Blocks end at branches, page boundaries and the length limit; instructions that cross a
+ * page make a two-page block. */
+static void block_boundaries(void)
+{
+	uint8_t *g = (uint8_t *)(uintptr_t)BTH_GUEST;
+	uint32_t a, fl, eip;
+	struct tc_block *b;
+	int r;
+
+	tc_flush(tc);
+	LOAD(g_arith);
+	bt_translate(tc, BTH_GUEST, BT_MODE_KERNEL32, &a, &fl);
+	b = tc_block_at(tc, a);
+	is_int(BTH_GUEST + b->guest_len, eip_after(BTH_GUEST, is_branch),
+	       "a block ends at its first branch");
+	ok(b->nexits == 2, "a jcc block has two exits");
+
+	memset(g, 0x90, 3 * 4096);
+	eip = BTH_GUEST + 4096 - 6;
+	bt_translate(tc, eip, BT_MODE_KERNEL32, &a, &fl);
+	b = tc_block_at(tc, a);
+	ok(b->guest_len == 6 && b->npages == 1 && b->exits[0].target == BTH_GUEST + 4096,
+	   "a block ends at the page boundary, and falls through to the next page");
+
+	eip = BTH_GUEST + 2 * 4096 - 3;
+	memcpy(g + 2 * 4096 - 3, "\x90\xb8\x01\x02\x03\x04", 6); /* nop; mov $imm32 crosses */
+	bt_translate(tc, eip, BT_MODE_KERNEL32, &a, &fl);
+	b = tc_block_at(tc, a);
+	ok(b->guest_len == 6 && b->npages == 2 && b->phys[1].page == BTH_GPA(BTH_GUEST + 2 * 4096),
+	   "an instruction crossing the page joins both pages to the block");
+	is_int(tc_invalidate_page(tc, BTH_GPA(BTH_GUEST + 2 * 4096)), 1,
+	       "writing the second page drops it");
+
+	bt_translate(tc, BTH_GUEST + 4096, BT_MODE_KERNEL32, &a, &fl);
+	b = tc_block_at(tc, a);
+	is_int(b->guest_len, TC_BLOCK_INSNS, "a long run of nops ends at the length limit");
+
+	/* Fetch faults: at the first instruction, and an instruction crossing into a hole. */
+	bth.unmapped[3] = 1;
+	r = bt_translate(tc, BTH_GUEST + 3 * 4096, BT_MODE_KERNEL32, &a, &fl);
+	ok(r == -EFAULT && fl == BTH_GUEST + 3 * 4096, "fetch fault at the block start");
+	memcpy(g + 3 * 4096 - 4, "\x90\xb8\x01\x02", 4);
+	r = bt_translate(tc, BTH_GUEST + 3 * 4096 - 4, BT_MODE_KERNEL32, &a, &fl);
+	b = tc_block_at(tc, a);
+	ok(r == 0 && b->guest_len == 1 && b->npages == 1,
+	   "an instruction running into a hole ends the block before it");
+	r = bt_translate(tc, BTH_GUEST + 3 * 4096 - 3, BT_MODE_KERNEL32, &a, &fl);
+	ok(r == -EFAULT && fl == BTH_GUEST + 3 * 4096,
+	   "translating it alone faults at the hole (%#x)", fl);
+	bth.unmapped[3] = 0;
+
+	/* Undecodable and overlong instructions. */
+	tc_flush(tc);
+	memcpy(g, "\x90\x90\x0f\x01\xf8", 5); /* nop; nop; swapgs */
+	r = bt_translate(tc, BTH_GUEST, BT_MODE_KERNEL32, &a, &fl);
+	b = tc_block_at(tc, a);
+	ok(r == 0 && b->guest_len == 2, "the block stops before an undecodable instruction");
+	r = bt_translate(tc, BTH_GUEST + 2, BT_MODE_KERNEL32, &a, &fl);
+	is_int(r, -EILSEQ, "which alone is -EILSEQ (#UD)");
+	tc_flush(tc);
+	memset(g, 0x66, 15);
+	g[15] = 0x90;
+	is_int(bt_translate(tc, BTH_GUEST, BT_MODE_KERNEL32, &a, &fl), -E2BIG,
+	       "a 16-byte instruction is -E2BIG (#GP)");
+	is_int(bt_translate(tc, BTH_GUEST, (struct bt_mode){ 0, BT_MODE_CS32 }, &a, &fl),
+	       -EOPNOTSUPP, "16-bit stacks are not translated");
+	ok(bth.code_pages >= 3, "the runtime heard of each new code page (%u)", bth.code_pages);
+}
+
+/* Self-modifying code: the runtime's write fault drops the stale translation. */
+static void self_modifying(void)
+{
+	struct cpu32 in;
+	uint64_t dropped;
+
+	differential("smc", g_smc, g_smc_end);
+
+	in = bth_cpu(LOAD(g_smc));
+	tc_flush(tc);
+	bth_reset_state();
+	fill_memory();
+	dropped = tc_stats(tc)->invalidated;
+	bth.write_protect = true;
+	bth.wp_faults = bth.wp_dropped = 0;
+	bth_run_tc(tc, &in);
+	bth.write_protect = false;
+	bth_unprotect();
+	ok(bth.stop.site_ok && bth.stop.site.action == BT_ACT_HLT, "smc: ran to the HLT");
+	ok(data32(0) == 7 && data32(4) == 42, "the patched code ran, not its stale translation");
+	ok(bth.wp_faults == 1 && bth.wp_dropped >= 1 && tc_stats(tc)->invalidated > dropped,
+	   "one write fault dropped %u block(s)", bth.wp_dropped);
+	ok(tc_stats(tc)->unchains >= 1, "the call into the dropped block was unchained");
+}
+
+static void invalidation(void)
+{
+	uint32_t a, a2, fl;
+	struct bt_site s;
+
+	tc_flush(tc);
+	LOAD(g_loop);
+	bt_translate(tc, BTH_GUEST, BT_MODE_KERNEL32, &a, &fl);
+	ok(tc_lookup(tc, BTH_GUEST, BT_MODE_KERNEL32) == a, "tc_lookup finds the block");
+	is_int(tc_invalidate_page(tc, BTH_GPA(BTH_GUEST + 8)), 1, "invalidate its page");
+	is_int(tc_lookup(tc, BTH_GUEST, BT_MODE_KERNEL32), 0, "then it is gone");
+	ok(tc_site_lookup(tc, a, &s) == 0 && (s.flags & BT_SITE_STALE),
+	   "and its TC addresses say stale");
+	is_int(tc_invalidate_page(tc, BTH_GPA(BTH_GUEST + 8)), 0, "invalidating again drops none");
+	bt_translate(tc, BTH_GUEST, BT_MODE_KERNEL32, &a2, &fl);
+	ok(a2 != a, "a new translation goes elsewhere");
+	is_int(tc_invalidate_linear(tc, BTH_GUEST + 0xfff), 1, "invalidate by linear page");
+	ok(tc_lookup(tc, BTH_GUEST, (struct bt_mode){ 0, BT_MODE_CS32 | BT_MODE_SS32 | 1 }) == 0,
+	   "another CPL is another translation");
+}
+
+/* Far-jump callouts: the same side table, the site address in the state area. */
+static void farjmp_callouts(void)
+{
+	struct bt_config cfg = bth_config(BTH_TC2, BTH_TC2_SIZE);
+	struct tcache *ftc;
+	struct cpu32 in = bth_cpu(LOAD(g_calls));
+	uint8_t *stub = (uint8_t *)(uintptr_t)(BTH_TC2 + BTH_TC2_SIZE - 16);
+
+	cfg.callout = BT_CALLOUT_FARJMP;
+	if (!ok(tc_init(&ftc, &cfg) == 0, "tc_init with far-jump callouts"))
+		return;
+	stub[0] = 0xcc; /* the runtime's 64-bit entry: here just a trap */
+	bth.far_stub = (uint32_t)(uintptr_t)stub;
+	*bth_state(ST_FAR) = bth.far_stub;
+	*(volatile uint16_t *)(uintptr_t)(BTH_STATE + ST_FAR + 4) = 0x33;
+	bth_reset_state();
+	fill_memory();
+	bth_run_tc(ftc, &in);
+	ok(bth.stop.site_ok && bth.stop.site.action == BT_ACT_HLT && data32(0) == 55 &&
+		   bth.out.edi == 111,
+	   "g_calls runs with far-jump callouts (%u chains, %u misses)", bth.n_chain,
+	   bth.n_indirect);
+	bth.far_stub = 0;
+	tc_destroy(ftc);
+}
+
+/* A small TC fills up and flushes; translation goes on. */
+static void flush_when_full(void)
+{
+	struct bt_config cfg = bth_config(BTH_TC2, BTH_TC2_SIZE);
+	struct tcache *small;
+	uint32_t a, fl, bad = 0;
+	struct timespec t0, t1;
+
+	if (!ok(tc_init(&small, &cfg) == 0, "tc_init, 1 MiB"))
+		return;
+	memset((void *)(uintptr_t)BTH_GUEST, 0x90, 16 * 4096);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint32_t eip = BTH_GUEST; eip < BTH_GUEST + 16 * 4096; eip += 3)
+		bad += bt_translate(small, eip, BT_MODE_KERNEL32, &a, &fl) != 0;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	const struct bt_stats *st = tc_stats(small);
+	ok(bad == 0 && st->flushes >= 1 && st->generation == st->flushes,
+	   "%llu blocks through a 1 MiB TC: %llu flushes", (unsigned long long)st->blocks,
+	   (unsigned long long)st->flushes);
+	double s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("# diagnostic: translating nop blocks: %.1f M guest instructions/s, %.0f ns a block\n",
+	       st->insns / s / 1e6, s * 1e9 / st->blocks);
+
+	struct cpu32 in = bth_cpu(LOAD(g_arith));
+	bth_reset_state();
+	bth_run_tc(small, &in);
+	ok(bth.stop.site_ok && bth.stop.site.action == BT_ACT_HLT, "code still runs after flushes");
+	tc_destroy(small);
+}
+
+/* Garbage: translating at every offset of random bytes never crashes or runs away. */
+static void hostile_bytes(void)
+{
+	uint8_t *g = (uint8_t *)(uintptr_t)BTH_GUEST;
+	unsigned seed = 1, counts[4] = { 0 }, other = 0;
+	uint32_t a, fl;
+
+	tc_flush(tc);
+	for (unsigned i = 0; i < 4 * 4096; i++)
+		g[i] = (uint8_t)((seed = seed * 1103515245 + 12345) >> 16);
+	bth.unmapped[4] = 1; /* the bytes run into a hole */
+	for (uint32_t off = 0; off < 4 * 4096; off++) {
+		int r = bt_translate(tc, BTH_GUEST + off, BT_MODE_KERNEL32, &a, &fl);
+		if (r == 0)
+			counts[0]++;
+		else if (r == -EFAULT && fl >= BTH_GUEST + 4 * 4096)
+			counts[1]++;
+		else if (r == -EILSEQ)
+			counts[2]++;
+		else if (r == -E2BIG)
+			counts[3]++;
+		else
+			other++;
+	}
+	bth.unmapped[4] = 0;
+	ok(other == 0, "16384 random entry points: %u translated, %u fetch faults, %u #UD, %u #GP",
+	   counts[0], counts[1], counts[2], counts[3]);
+}
+
+/* Translation speed on real 32-bit code, when this host has it. */
+static void speed_real_code(void)
+{
+	FILE *f = fopen("/usr/lib32/libc.so.6", "rb");
+	uint8_t *g = (uint8_t *)(uintptr_t)BTH_GUEST;
+	struct timespec t0, t1;
+	uint64_t insns0, blocks0;
+	uint32_t a, fl, eip, end;
+	size_t n;
+
+	if (!f) {
+		printf("# diagnostic: no /usr/lib32/libc.so.6: real-code translation speed skipped\n");
+		return;
+	}
+	/* 256 KiB from the middle of the file: mostly .text. */
+	fseek(f, 0x40000, SEEK_SET);
+	n = fread(g, 1, 0x40000, f);
+	fclose(f);
+	tc_flush(tc);
+	insns0 = tc_stats(tc)->insns;
+	blocks0 = tc_stats(tc)->blocks;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Translate a block at every instruction boundary a linear sweep finds. */
+	for (eip = BTH_GUEST, end = BTH_GUEST + (uint32_t)n; eip < end;) {
+		struct bt_insn in;
+		if (bt_decode(g + (eip - BTH_GUEST), end - eip, eip, BT_MODE_CS32 | BT_MODE_SS32,
+			      &in)) {
+			eip++;
+			continue;
+		}
+		if (in.cls == BT_CLASS_BRANCH || eip % 16 == 0)
+			bt_translate(tc, eip + (in.cls == BT_CLASS_BRANCH ? in.len : 0),
+				     BT_MODE_KERNEL32, &a, &fl);
+		eip += in.len;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	uint64_t insns = tc_stats(tc)->insns - insns0, blocks = tc_stats(tc)->blocks - blocks0;
+	printf("# diagnostic: translating i386 libc: %.1f M guest instructions/s, %.2f us a block "
+	       "(%.1f instructions, %.0f TC bytes per block)\n",
+	       insns / s / 1e6, s * 1e6 / blocks, (double)insns / blocks,
+	       (double)tc_stats(tc)->tc_used / blocks);
+	ok(blocks > 1000, "translated %llu blocks of real code", (unsigned long long)blocks);
+}
+
+static double run_seconds(struct tcache *t, uint32_t eip, bool native)
+{
+	struct cpu32 in = bth_cpu(eip);
+	struct timespec t0, t1;
+
+	bth_reset_state();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (native)
+		bth_run_native(&in);
+	else
+		bth_run_tc(t, &in);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+/* What inline CLI/STI/PUSHF/POPF cost, against NOPs and the host's own PUSHF/POPF. */
+static void costs(void)
+{
+	double nop, cli, pushf_xl, pushf_native, best[4] = { 1e9, 1e9, 1e9, 1e9 };
+
+	for (int rep = 0; rep < 3; rep++) {
+		tc_flush(tc);
+		double v[4] = {
+			run_seconds(tc, LOAD(g_bench_nop), false),
+			run_seconds(tc, LOAD(g_bench_cli), false),
+			run_seconds(tc, LOAD(g_bench_pushf), false),
+			run_seconds(tc, LOAD(g_bench_native_pushf), true),
+		};
+		for (int i = 0; i < 4; i++)
+			best[i] = v[i] < best[i] ? v[i] : best[i];
+	}
+	nop = best[0], cli = best[1], pushf_xl = best[2], pushf_native = best[3];
+	/* 8 M instructions each; the NOP loop is the loop overhead. */
+	printf("# diagnostic: loop of 8 nops: %.2f ns per instruction (translated)\n", nop / 8e6 * 1e9);
+	printf("# diagnostic: inline CLI/STI: %.2f ns each (nop-loop corrected %.2f)\n",
+	       cli / 8e6 * 1e9, (cli - nop) / 8e6 * 1e9);
+	printf("# diagnostic: inline PUSHF/POPF: %.2f ns each; native PUSHF/POPF in ring 3: %.2f ns "
+	       "(a trap would be ~2500 ns)\n",
+	       pushf_xl / 8e6 * 1e9, pushf_native / 8e6 * 1e9);
+	ok(nop > 0 && cli > 0 && pushf_xl > 0 && pushf_native > 0, "cost loops ran");
+}
+
 int main(void)
 {
 	struct bt_config cfg;
@@ -283,6 +840,21 @@ int main(void)
 	differential("misc", g_misc, g_misc_end);
 	differential("flags", g_flags, g_flags_end);
 	differential("sreg", g_sreg, g_sreg_end);
+	chaining();
+	return_addresses();
+	callouts();
+	faults();
+	flags_inline();
+	irq_windows();
+	sreg_reads();
+	block_boundaries();
+	invalidation();
+	self_modifying();
+	farjmp_callouts();
+	flush_when_full();
+	hostile_bytes();
+	speed_real_code();
+	costs();
 	tc_destroy(tc);
 	return done_testing();
 }

@@ -718,7 +718,7 @@ static bool check_after(const struct bt_insn *in, bool inlined)
 static int translate_block(struct tcache *tc, struct tc_block *b, uint32_t *fault_la)
 {
 	struct xl x = { .tc = tc, .b = b, .mode = b->mode, .primary = tc_mode_primary(b->mode) };
-	struct bt_insn in;
+	struct bt_insn insns[2]; /* this one and the one before (x.in until the next starts) */
 	uint32_t off = 0;
 	bool after_sti = false;
 
@@ -726,6 +726,7 @@ static int translate_block(struct tcache *tc, struct tc_block *b, uint32_t *faul
 	x.la0 = b->mode.cs_base + b->eip;
 	x.page_end = PAGE_SIZE - (x.la0 & (PAGE_SIZE - 1));
 	for (unsigned n = 0;; n++) {
+		struct bt_insn *in = &insns[n & 1];
 		bool inlined = false, last = false;
 		int r;
 
@@ -733,7 +734,7 @@ static int translate_block(struct tcache *tc, struct tc_block *b, uint32_t *faul
 		if (n == tc->max_insns || off >= x.page_end || x.pos > TC_BLOCK_CODE - TC_INSN_CODE)
 			r = 1;
 		else
-			r = fetch_decode(&x, off, &in, fault_la);
+			r = fetch_decode(&x, off, in, fault_la);
 		if (r != 0 && n == 0) {
 			if (r == -EFAULT)
 				tc->stats.fetch_faults++;
@@ -741,7 +742,7 @@ static int translate_block(struct tcache *tc, struct tc_block *b, uint32_t *faul
 				tc->stats.undecodable++;
 			return r;
 		}
-		if (after_sti && (r != 0 || in.cls == BT_CLASS_BRANCH)) {
+		if (after_sti && (r != 0 || in->cls == BT_CLASS_BRANCH)) {
 			irq_check(&x, true);
 			after_sti = false;
 		}
@@ -751,14 +752,14 @@ static int translate_block(struct tcache *tc, struct tc_block *b, uint32_t *faul
 			break;
 		}
 		x.eip = b->eip + off;
-		x.in = &in;
+		x.in = in;
 		x.shadow = after_sti ? BT_SITE_SHADOW : 0;
-		switch (in.cls) {
+		switch (in->cls) {
 		case BT_CLASS_IDENT:
 			xl_ident(&x, tc->fetch_buf + off);
 			break;
 		case BT_CLASS_BRANCH:
-			if (in.branch >= BT_BR_JMP_IND)
+			if (in->branch >= BT_BR_JMP_IND)
 				xl_indirect(&x, tc->fetch_buf + off);
 			else
 				xl_direct(&x);
@@ -766,15 +767,15 @@ static int translate_block(struct tcache *tc, struct tc_block *b, uint32_t *faul
 			break;
 		case BT_CLASS_SENSITIVE:
 			inlined = xl_sensitive(&x, tc->fetch_buf + off);
-			last = in.flags & BT_INSN_ENDS_BLOCK;
+			last = in->flags & BT_INSN_ENDS_BLOCK;
 			break;
 		}
 		x.shadow = 0;
-		if (after_sti && check_after(&in, inlined))
+		if (after_sti && check_after(in, inlined))
 			irq_check(&x, true);
-		after_sti = inlined && in.action == BT_ACT_STI;
+		after_sti = inlined && in->action == BT_ACT_STI;
 		tc->stats.insns++;
-		off += in.len;
+		off += in->len;
 		if (last)
 			break;
 	}
