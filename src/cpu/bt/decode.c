@@ -197,7 +197,7 @@ static void classify_branch(struct bt_insn *in, uint32_t eip)
  * code segment, not the guest's). LEA computes an address only. */
 static bool uses_gs_or_cs(const struct bt_insn *in)
 {
-	for (unsigned i = 0; i < in->zi.operand_count; i++) {
+	for (unsigned i = 0; i < in->nops; i++) {
 		const ZydisDecodedOperand *op = &in->ops[i];
 		if (op->type != ZYDIS_OPERAND_TYPE_MEMORY || op->mem.type == ZYDIS_MEMOP_TYPE_AGEN)
 			continue;
@@ -217,8 +217,9 @@ static void classify_operands(struct bt_insn *in)
 {
 	const ZydisDecodedOperand *dst = &in->ops[0], *src = &in->ops[1];
 	ZydisMnemonic mn = in->zi.mnemonic;
-	bool reg_dst = dst->type == ZYDIS_OPERAND_TYPE_REGISTER;
-	bool reg_src = in->zi.operand_count_visible > 1 && src->type == ZYDIS_OPERAND_TYPE_REGISTER;
+	bool reg_dst = in->nops > 0 && dst->type == ZYDIS_OPERAND_TYPE_REGISTER;
+	bool reg_src = in->nops > 1 && in->zi.operand_count_visible > 1 &&
+		       src->type == ZYDIS_OPERAND_TYPE_REGISTER;
 
 	if (mn == ZYDIS_MNEMONIC_MOV && reg_dst && is_sreg(dst->reg.value)) {
 		bool ss = dst->reg.value == ZYDIS_REGISTER_SS;
@@ -243,9 +244,24 @@ static void classify_operands(struct bt_insn *in)
 	}
 }
 
+/* Which instructions classify() must see the operands of; the rest skip operand decoding,
+ * half of Zydis's time. */
+static bool needs_operands(const ZydisDecodedInstruction *zi)
+{
+	switch (zi->mnemonic) {
+	case ZYDIS_MNEMONIC_MOV:
+	case ZYDIS_MNEMONIC_PUSH:
+	case ZYDIS_MNEMONIC_POP:
+		return true;
+	default:
+		return zi->attributes & (ZYDIS_ATTRIB_HAS_SEGMENT_GS | ZYDIS_ATTRIB_HAS_SEGMENT_CS);
+	}
+}
+
 int bt_decode(const void *buf, size_t len, uint32_t eip, uint32_t mode, struct bt_insn *in)
 {
 	ZydisDecoder dec;
+	ZydisDecoderContext ctx;
 	ZyanStatus st;
 	bool cs32 = mode & BT_MODE_CS32;
 
@@ -260,13 +276,20 @@ int bt_decode(const void *buf, size_t len, uint32_t eip, uint32_t mode, struct b
 			 (mode & BT_MODE_SS32) ? ZYDIS_STACK_WIDTH_32 : ZYDIS_STACK_WIDTH_16);
 	if (len > ZYDIS_MAX_INSTRUCTION_LENGTH)
 		len = ZYDIS_MAX_INSTRUCTION_LENGTH;
-	st = ZydisDecoderDecodeFull(&dec, buf, len, &in->zi, in->ops);
+	st = ZydisDecoderDecodeInstruction(&dec, &ctx, buf, len, &in->zi);
 	if (st == ZYDIS_STATUS_NO_MORE_DATA && len < ZYDIS_MAX_INSTRUCTION_LENGTH)
 		return -EAGAIN;
 	if (st == ZYDIS_STATUS_NO_MORE_DATA || st == ZYDIS_STATUS_INSTRUCTION_TOO_LONG)
 		return -E2BIG; /* SDM vol. 2 §2.3.11: more than 15 bytes is #GP(0) */
 	if (!ZYAN_SUCCESS(st))
 		return -EILSEQ;
+	in->nops = 0;
+	if ((mode & BT_DECODE_OPERANDS) || needs_operands(&in->zi)) {
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeOperands(&dec, &ctx, &in->zi, in->ops,
+							     in->zi.operand_count)))
+			return -EILSEQ;
+		in->nops = in->zi.operand_count;
+	}
 
 	in->len = in->zi.length;
 	if (in->zi.operand_width == 16)

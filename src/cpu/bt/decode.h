@@ -50,8 +50,12 @@ struct bt_insn {
 	uint32_t target;	/* direct branches: the target EIP (wrapped to 16 bits if
 				   the operand size is 16) */
 	ZydisDecodedInstruction zi;
+	unsigned nops;		/* operands decoded in ops[]: all with BT_DECODE_OPERANDS, else
+				   only when classifying needs them (MOV, PUSH, POP, %gs/%cs) */
 	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
 };
+
+#define BT_DECODE_OPERANDS (1u << 31) /* mode bit for bt_decode: always decode operands */
 
 /*
  * Decode and classify the instruction at buf (len bytes available) found at guest EIP eip, in

@@ -20,8 +20,10 @@
 
 #define TC_BLOCK_INSNS 64u     /* default max_block_insns */
 #define TC_BLOCK_CODE 8192u    /* max TC bytes of one block */
-#define TC_INSN_CODE 192u      /* max TC bytes one guest instruction may need */
-#define TC_BLOCK_MARKS 512u    /* max marks of one block */
+#define TC_INSN_CODE 512u      /* room one more instruction (<= 200 bytes), an interrupt-
+				  window check and the block's exits and stubs may need */
+#define TC_BLOCK_MARKS 768u    /* max marks of one block */
+#define TC_INSN_MARKS 32u      /* max marks one more instruction and the block's end need */
 #define TC_NO_RESUME 0xffffu
 
 /* Internal mark flags, beside BT_SITE_EXACT and BT_SITE_SHADOW. */

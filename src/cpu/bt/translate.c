@@ -315,7 +315,7 @@ static unsigned free_reg(const struct bt_insn *in)
 {
 	unsigned used = 0;
 
-	for (unsigned i = 0; i < in->zi.operand_count; i++) {
+	for (unsigned i = 0; i < in->nops; i++) {
 		const ZydisDecodedOperand *op = &in->ops[i];
 		if (op->type != ZYDIS_OPERAND_TYPE_MEMORY)
 			continue;
@@ -465,9 +465,8 @@ static void xl_direct(struct xl *x)
 
 /* --- sensitive instructions inline ------------------------------------------------------------ */
 
-/* The guest may now take an interrupt: if vif + irq_pending == 2 * BT_VIF, call out.
- * vif_known: IF is known to be set here (right after STI); else read it. */
-static void irq_check(struct xl *x, bool vif_known)
+/* After STI (IF is known set): if an interrupt is pending (irq_pending == BT_VIF), call out. */
+static void irq_check(struct xl *x)
 {
 	const struct bt_state_layout *st = &x->tc->cfg.state;
 	struct tc_mark *m;
@@ -477,16 +476,8 @@ static void irq_check(struct xl *x, bool vif_known)
 	spill(x, BT_ECX);
 	mark(x, BT_SITE_INLINE, R(BT_ECX), BT_SITE_EXACT | TC_MARK_AT_NEXT);
 	gs_load(x, BT_ECX, st->irq_pending);
-	if (vif_known) {
-		ebytes(x, "\x8d\x89", 2), e32(x, -BT_VIF); /* lea -0x200(%ecx), %ecx */
-	} else {
-		spill(x, BT_EAX);
-		mark(x, BT_SITE_INLINE, R(BT_ECX) | R(BT_EAX), BT_SITE_EXACT | TC_MARK_AT_NEXT);
-		gs_load(x, BT_EAX, st->vif);
-		ebytes(x, "\x8d\x8c\x08", 3), e32(x, -2 * BT_VIF); /* lea -0x400(%eax,%ecx) */
-		fill(x, BT_EAX);
-	}
-	deliver = jump8(x, 0xe3); /* jecxz deliver */
+	ebytes(x, "\x8d\x89", 2), e32(x, -BT_VIF); /* lea -0x200(%ecx), %ecx */
+	deliver = jump8(x, 0xe3);		    /* jecxz deliver */
 	fill(x, BT_ECX);
 	done = jump8(x, 0xeb);
 	land(x, deliver);
@@ -731,7 +722,8 @@ static int translate_block(struct tcache *tc, struct tc_block *b, uint32_t *faul
 		int r;
 
 		/* End at the limits, and before the first instruction of the next page. */
-		if (n == tc->max_insns || off >= x.page_end || x.pos > TC_BLOCK_CODE - TC_INSN_CODE)
+		if (n == tc->max_insns || off >= x.page_end || x.pos > TC_BLOCK_CODE - TC_INSN_CODE ||
+		    b->nmarks > TC_BLOCK_MARKS - TC_INSN_MARKS)
 			r = 1;
 		else
 			r = fetch_decode(&x, off, in, fault_la);
@@ -743,7 +735,7 @@ static int translate_block(struct tcache *tc, struct tc_block *b, uint32_t *faul
 			return r;
 		}
 		if (after_sti && (r != 0 || in->cls == BT_CLASS_BRANCH)) {
-			irq_check(&x, true);
+			irq_check(&x);
 			after_sti = false;
 		}
 		if (r != 0) {
@@ -772,7 +764,7 @@ static int translate_block(struct tcache *tc, struct tc_block *b, uint32_t *faul
 		}
 		x.shadow = 0;
 		if (after_sti && check_after(in, inlined))
-			irq_check(&x, true);
+			irq_check(&x);
 		after_sti = inlined && in->action == BT_ACT_STI;
 		tc->stats.insns++;
 		off += in->len;
