@@ -74,7 +74,34 @@ static struct {
 	unsigned wp_faults, wp_dropped;
 	uint32_t far_stub;			 /* BT_CALLOUT_FARJMP lands here (64-bit int3) */
 	int chain_err, translate_err;
+	/* Single-step tracing (TF): record the native run's state at every instruction, then
+	 * check that every exact site of the translated run matches it. */
+	int trace;				 /* 0 off, 1 record, 2 check */
+	struct cpu32 *trace_buf;
+	unsigned trace_len, trace_max, trace_pos;
+	unsigned trace_checked, trace_bad, trace_inexact;
+	struct cpu32 trace_first_bad, trace_want;
 } bth;
+
+static struct cpu32 bth_regs(const ucontext_t *uc)
+{
+	const greg_t *g = uc->uc_mcontext.gregs;
+
+	return (struct cpu32){
+		.eax = (uint32_t)g[REG_RAX], .ecx = (uint32_t)g[REG_RCX],
+		.edx = (uint32_t)g[REG_RDX], .ebx = (uint32_t)g[REG_RBX],
+		.esp = (uint32_t)g[REG_RSP], .ebp = (uint32_t)g[REG_RBP],
+		.esi = (uint32_t)g[REG_RSI], .edi = (uint32_t)g[REG_RDI],
+		.eflags = (uint32_t)g[REG_EFL], .eip = (uint32_t)g[REG_RIP],
+	};
+}
+
+static bool bth_same(const struct cpu32 *a, const struct cpu32 *b)
+{
+	return a->eax == b->eax && a->ecx == b->ecx && a->edx == b->edx && a->ebx == b->ebx &&
+	       a->esp == b->esp && a->ebp == b->ebp && a->esi == b->esi && a->edi == b->edi &&
+	       a->eip == b->eip && !((a->eflags ^ b->eflags) & 0xcd5u);
+}
 
 uint64_t bth_host_rsp;
 void bth_enter(struct cpu32 *in);
@@ -112,13 +139,7 @@ static void bth_finish(ucontext_t *uc, int sig)
 {
 	greg_t *g = uc->uc_mcontext.gregs;
 
-	bth.out = (struct cpu32){
-		.eax = (uint32_t)g[REG_RAX], .ecx = (uint32_t)g[REG_RCX],
-		.edx = (uint32_t)g[REG_RDX], .ebx = (uint32_t)g[REG_RBX],
-		.esp = (uint32_t)g[REG_RSP], .ebp = (uint32_t)g[REG_RBP],
-		.esi = (uint32_t)g[REG_RSI], .edi = (uint32_t)g[REG_RDI],
-		.eflags = (uint32_t)g[REG_EFL], .eip = (uint32_t)g[REG_RIP],
-	};
+	bth.out = bth_regs(uc);
 	bth.stop.sig = sig;
 	bth.stop.rip = (uint32_t)g[REG_RIP];
 	g[REG_RIP] = (greg_t)(uintptr_t)bth_exit;
@@ -166,6 +187,44 @@ static bool bth_code_write(ucontext_t *uc, siginfo_t *si, uint32_t at)
 	return true;
 }
 
+/*
+ * A single-step trap. Natively: note the state before the next instruction. Translated: at an
+ * exact site, the state with the spilled registers put back must be one the native run went
+ * through, in the same order — what the runtime relies on to deliver interrupts there.
+ */
+static void bth_trace_step(ucontext_t *uc)
+{
+	struct cpu32 c = bth_regs(uc);
+	struct bt_site site;
+
+	uc->uc_mcontext.gregs[REG_EFL] |= 0x100; /* a POPF may have cleared TF: step on */
+	if (bth.trace == 1) {
+		if (bth.trace_len < bth.trace_max)
+			bth.trace_buf[bth.trace_len++] = c;
+		return;
+	}
+	if (tc_site_lookup(bth.tc, c.eip, &site) || !(site.flags & BT_SITE_EXACT) ||
+	    site.kind == BT_SITE_INDIRECT) {
+		bth.trace_inexact++;
+		return;
+	}
+	for (int r = 0; r < 4; r++)
+		if (site.restore & (1u << r))
+			(&c.eax)[r] = *(volatile uint32_t *)(uintptr_t)(BTH_STATE + 64 + 4 * r);
+	c.eip = site.state_eip;
+	bth.trace_checked++;
+	for (unsigned i = bth.trace_pos; i < bth.trace_len; i++) {
+		if (bth_same(&bth.trace_buf[i], &c)) {
+			bth.trace_pos = i;
+			return;
+		}
+	}
+	if (!bth.trace_bad++) {
+		bth.trace_first_bad = c;
+		bth.trace_want = bth.trace_buf[bth.trace_pos];
+	}
+}
+
 /* The tiny runtime: what the sandbox child's SIGTRAP handler will do with callouts. */
 static void bth_on_signal(int sig, siginfo_t *si, void *uc_)
 {
@@ -175,6 +234,10 @@ static void bth_on_signal(int sig, siginfo_t *si, void *uc_)
 	struct bt_site *site = &bth.stop.site;
 	bool in_tc, far = false;
 
+	if (sig == SIGTRAP && si->si_code == TRAP_TRACE && bth.trace) {
+		bth_trace_step(uc);
+		return;
+	}
 	if (sig == SIGTRAP && bth.far_stub && rip == bth.far_stub + 1) {
 		/* A far-jump callout: the site is in the state area, we are in 64-bit mode. */
 		at = *bth_state(ST_SITE);

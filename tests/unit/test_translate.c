@@ -648,6 +648,48 @@ static void invalidation(void)
 	   "another CPL is another translation");
 }
 
+/*
+ * Single-step both runs: every state the translated run is exact at (after reloading the
+ * registers its inline sequences spilled) must be a state the native run went through, in
+ * order, registers and flags alike. This checks the side table the runtime will deliver
+ * interrupts and faults by, at every host instruction of the translation.
+ */
+static void trace_check(const char *name, const uint8_t *start, const uint8_t *end)
+{
+	static struct cpu32 trace[1 << 16];
+	struct cpu32 in = bth_cpu(load(start, end));
+
+	in.eflags |= 0x100; /* TF */
+	bth.trace_buf = trace;
+	bth.trace_max = sizeof(trace) / sizeof(trace[0]);
+	bth.trace_len = bth.trace_pos = bth.trace_checked = bth.trace_bad = 0;
+	bth.trace_inexact = 0;
+	fill_memory();
+	trace[0] = in;
+	bth.trace_len = 1;
+	bth.trace = 1;
+	bth_run_native(&in);
+	load(start, end);
+	tc_flush(tc);
+	bth_reset_state();
+	fill_memory();
+	bth.trace = 2;
+	bth_run_tc(tc, &in);
+	bth.trace = 0;
+	if (!ok(bth.trace_len > 10 && bth.trace_len < bth.trace_max && bth.trace_bad == 0 &&
+			bth.stop.site.action == BT_ACT_HLT,
+		"%s: %u native steps; %u exact translated states all on the native path (%u "
+		"inexact)",
+		name, bth.trace_len, bth.trace_checked, bth.trace_inexact)) {
+		struct cpu32 *c = &bth.trace_first_bad, *w = &bth.trace_want;
+		printf("#   %u bad; first at eip %#x: %08x %08x %08x %08x esp %08x fl %03x\n"
+		       "#   native near  eip %#x: %08x %08x %08x %08x esp %08x fl %03x\n",
+		       bth.trace_bad, c->eip, c->eax, c->ecx, c->edx, c->ebx, c->esp,
+		       c->eflags & 0xcd5, w->eip, w->eax, w->ecx, w->edx, w->ebx, w->esp,
+		       w->eflags & 0xcd5);
+	}
+}
+
 /* Far-jump callouts: the same side table, the site address in the state area. */
 static void farjmp_callouts(void)
 {
@@ -850,6 +892,11 @@ int main(void)
 	block_boundaries();
 	invalidation();
 	self_modifying();
+	trace_check("arith", g_arith, g_arith_end);
+	trace_check("calls", g_calls, g_calls_end);
+	trace_check("misc", g_misc, g_misc_end);
+	trace_check("sreg", g_sreg, g_sreg_end);
+	trace_check("flags", g_flags, g_flags_end);
 	farjmp_callouts();
 	flush_when_full();
 	hostile_bytes();
