@@ -72,6 +72,8 @@ static struct {
 	bool write_protect;			 /* code_page() write-protects, like the runtime */
 	uint8_t protected_page[BTH_GUEST_SIZE / 4096];
 	unsigned wp_faults, wp_dropped;
+	uint32_t smc_step;			 /* stepping a write out of a stale block */
+	unsigned smc_steps_done;
 	uint32_t far_stub;			 /* BT_CALLOUT_FARJMP lands here (64-bit int3) */
 	int chain_err, translate_err;
 	/* Single-step tracing (TF): record the native run's state at every instruction, then
@@ -161,12 +163,14 @@ static void bth_restore(ucontext_t *uc, uint8_t mask)
 
 /*
  * A write to a write-protected code page (what the runtime's shadow MMU will see): drop the
- * translations, unprotect, and go on — from a fresh translation if the writer's own block went.
+ * translations and unprotect. If the writer's own block went too, its copy of the writing
+ * instruction is still the one to run (the CPU ran what it had fetched): step it with TF, and
+ * at the next exact site go on from a fresh translation (which protects the page again).
  */
 static bool bth_code_write(ucontext_t *uc, siginfo_t *si, uint32_t at)
 {
 	greg_t *g = uc->uc_mcontext.gregs;
-	uint32_t la = (uint32_t)(uintptr_t)si->si_addr, page = la & ~4095u, tc_addr, fl;
+	uint32_t la = (uint32_t)(uintptr_t)si->si_addr, page = la & ~4095u;
 	struct bt_site site;
 
 	if (!bth.tc || la < BTH_GUEST || la - BTH_GUEST >= BTH_GUEST_SIZE ||
@@ -177,14 +181,28 @@ static bool bth_code_write(ucontext_t *uc, siginfo_t *si, uint32_t at)
 	bth.protected_page[(la - BTH_GUEST) / 4096] = 0;
 	mprotect((void *)(uintptr_t)page, 4096, PROT_READ | PROT_WRITE | PROT_EXEC);
 	if (tc_site_lookup(bth.tc, at, &site) == 0 && (site.flags & BT_SITE_STALE)) {
-		if (!(site.flags & BT_SITE_EXACT))
-			return false;
-		bth_restore(uc, site.restore);
-		if (bt_translate(bth.tc, site.state_eip, bth.mode, &tc_addr, &fl))
-			return false;
-		g[REG_RIP] = tc_addr;
+		bth.smc_step = at;
+		g[REG_EFL] |= 0x100;
 	}
 	return true;
+}
+
+/* The step after a write from a stale block: leave it at the first exact site. */
+static void bth_smc_step(ucontext_t *uc)
+{
+	greg_t *g = uc->uc_mcontext.gregs;
+	uint32_t rip = (uint32_t)g[REG_RIP], tc_addr, fl;
+	struct bt_site site;
+
+	if (tc_site_lookup(bth.tc, rip, &site) || !(site.flags & BT_SITE_EXACT) ||
+	    site.kind == BT_SITE_INDIRECT || rip == bth.smc_step)
+		return; /* step on */
+	bth_restore(uc, site.restore);
+	if (bt_translate(bth.tc, site.state_eip, bth.mode, &tc_addr, &fl) == 0)
+		g[REG_RIP] = tc_addr;
+	g[REG_EFL] &= ~0x100L;
+	bth.smc_step = 0;
+	bth.smc_steps_done++;
 }
 
 /*
@@ -234,6 +252,10 @@ static void bth_on_signal(int sig, siginfo_t *si, void *uc_)
 	struct bt_site *site = &bth.stop.site;
 	bool in_tc, far = false;
 
+	if (sig == SIGTRAP && si->si_code == TRAP_TRACE && bth.smc_step) {
+		bth_smc_step(uc);
+		return;
+	}
 	if (sig == SIGTRAP && si->si_code == TRAP_TRACE && bth.trace) {
 		bth_trace_step(uc);
 		return;

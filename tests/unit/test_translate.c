@@ -27,6 +27,7 @@ GUEST(g_fault);
 GUEST(g_fault_call);
 GUEST(g_loop);
 GUEST(g_smc);
+GUEST(g_smc_same);
 GUEST(g_bench_cli);
 GUEST(g_bench_pushf);
 GUEST(g_bench_nop);
@@ -164,6 +165,17 @@ asm(".pushsection .rodata.bt_guest, \"a\"\n"
     "3:	.long 7\n"
     "	ret\n"
     "g_smc_end:\n"
+
+    /* A block that patches an instruction further down its own block and page. */
+    "	.balign 4096\n"
+    "g_smc_same:\n"
+    "	call 1f\n"
+    "1:	pop %ebx\n"
+    "	movl $42, (3f - 1b)(%ebx)\n"
+    "	.byte 0xb8\n"					/* mov $imm32, %eax */
+    "3:	.long 7\n"
+    "	mov %eax, 0(%ebp)\n	hlt\n"
+    "g_smc_same_end:\n"
 
     /* Cost loops: CLI/STI, PUSHF/POPF inline, a NOP loop and native PUSHF/POPF. */
     "g_bench_cli:\n"
@@ -625,6 +637,11 @@ static void self_modifying(void)
 	ok(bth.wp_faults == 1 && bth.wp_dropped >= 1 && tc_stats(tc)->invalidated > dropped,
 	   "one write fault dropped %u block(s)", bth.wp_dropped);
 	ok(tc_stats(tc)->unchains >= 1, "the call into the dropped block was unchained");
+
+	/* The writer in the block it writes: step the write, then a fresh translation. */
+	differential("smc in its own block", g_smc_same, g_smc_same_end);
+	ok(bth.smc_steps_done >= 1 && data32(0) == 42,
+	   "the write was stepped out of its stale block (%u)", bth.smc_steps_done);
 }
 
 static void invalidation(void)
