@@ -27,6 +27,7 @@ GUEST_TARGETS :=
 -include guest/guest.mk
 -include guest/hostile/hostile.mk
 -include guest/linux/linux.mk
+-include guest/tools/tools.mk
 -include tests/unit/unit.mk
 
 .PHONY: all check check-nested run setup guest-linux bench clean

@@ -32,7 +32,13 @@ extra=(/sbin/mke2fs:/opt/e2fs/mke2fs /sbin/debugfs:/opt/e2fs/debugfs /etc/mke2fs
 for lib in $(ldd /sbin/mke2fs /sbin/debugfs | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
 	extra+=("$lib:$lib")
 done
-[ -e build/guest/virtio-hostile-amd64 ] && extra+=(build/guest/virtio-hostile-amd64:/guest/virtio-hostile)
+# the default guest again, with the hostile driver in it (guest/tools/virtio-hostile.c)
+if [ -e build/guest/virtio-hostile-amd64 ] &&
+   scripts/mkinitramfs.sh amd64 "$tmp/hostile" build/guest/virtio-hostile-amd64:/bin/virtio-hostile \
+	>"$tmp/hostile.log" 2>&1; then
+	extra+=("$tmp/hostile/initrd-amd64.img:/guest-hostile/initrd-amd64.img"
+		"$tmp/hostile/vmlinuz-amd64:/guest-hostile/vmlinuz-amd64")
+fi
 if ! scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" tests/nested/virtio.inc "${extra[@]}" \
 	>"$tmp/build.log" 2>&1; then
 	echo "not ok 1 - build the nested test bed's initramfs"
@@ -41,7 +47,7 @@ if ! scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" tests/nested/virtio.inc "$
 fi
 
 start=$(date +%s)
-timeout --kill-after=5 "${RING3_NESTED_TIMEOUT:-400}" \
+timeout --kill-after=5 "${RING3_NESTED_TIMEOUT:-800}" \
 	qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm -m 2048 -smp 2 \
 	-nographic -no-reboot -nodefaults -serial stdio \
 	-kernel "$kernel" -initrd "$tmp/outer.cpio.gz" \

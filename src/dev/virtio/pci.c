@@ -98,8 +98,9 @@ void virtio_error(struct virtio_dev *vd, const char *why)
 	if (vd->broken)
 		return;
 	vd->broken = true;
-	/* once per device, so a guest cannot flood stderr */
-	log_msg("%s: the guest broke the virtio rules (%s): device needs a reset", vd->name, why);
+	/* once per breakage, and a few times per device, so a guest cannot flood stderr */
+	log_ratelimited(&vd->log_budget, "%s: the guest broke the virtio rules (%s): device needs a reset",
+			vd->name, why);
 	vd->status |= VIRTIO_STATUS_NEEDS_RESET;
 	if (vd->status & VIRTIO_STATUS_DRIVER_OK)
 		virtio_config_changed(vd);
@@ -390,6 +391,7 @@ int virtio_pci_add(struct vm *vm, struct virtio_dev *vd)
 	vd->host_features |= 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_INDIRECT_DESC |
 			     1ull << VIRTIO_F_EVENT_IDX;
 	vd->config_vector = VIRTIO_NO_VECTOR;
+	vd->log_budget = 5;
 	pthread_mutex_init(&vd->lock, NULL);
 	for (unsigned i = 0; i < vd->nr_queues; i++) {
 		struct virtio_queue *q = &vd->q[i];

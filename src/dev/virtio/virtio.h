@@ -83,6 +83,7 @@ struct virtio_dev {
 	uint32_t dfselect, gfselect;
 	uint16_t queue_sel, config_vector;
 	bool broken; /* NEEDS_RESET is set and the error was reported */
+	int log_budget; /* lines this device may still print about a guest's errors */
 	struct pci_dev *pci;
 	struct virtio_stats stats;
 };
