@@ -338,11 +338,24 @@ static unsigned free_reg(const struct bt_insn *in)
  * address and `ret_pop` drops the return address once the target is known, so that until the
  * last instruction a fault or interrupt can restart the guest instruction.
  */
+/* The indirect branch's effect on the stack, done last: CALL pushes the guest's return EIP,
+ * RET drops ret_pop bytes (its return address and imm16). */
+static void branch_commit(struct xl *x, bool call, uint32_t ret_pop)
+{
+	uint32_t ret = x->eip + x->in->len;
+
+	if (call && (x->in->flags & BT_INSN_OSIZE16))
+		e8(x, 0x66), e8(x, 0x68), e16(x, (uint16_t)ret); /* pushw $ret */
+	else if (call)
+		e8(x, 0x68), e32(x, ret);			  /* push $ret */
+	if (ret_pop)
+		ebytes(x, "\x8d\xa4\x24", 3), e32(x, ret_pop);  /* lea n(%esp), %esp */
+}
+
 static void ibl(struct xl *x, bool call, uint32_t ret_pop)
 {
 	const uint8_t spilled = R(BT_ECX) | R(BT_EDX);
-	uint32_t ret = x->eip + x->in->len, hit = 0;
-	bool o16 = x->in->flags & BT_INSN_OSIZE16;
+	uint32_t hit = 0;
 
 	if (x->primary) {
 		ebytes(x, "\x0f\xb7\xca", 3);		/* movzwl %dx, %ecx */
@@ -355,14 +368,7 @@ static void ibl(struct xl *x, bool call, uint32_t ret_pop)
 	gs_store(x, BT_EDX, scratch(x, BT_SCRATCH_TARGET));
 	fill(x, BT_ECX);
 	fill(x, BT_EDX);
-	if (call) {
-		if (o16)
-			e8(x, 0x66), e8(x, 0x68), e16(x, (uint16_t)ret);
-		else
-			e8(x, 0x68), e32(x, ret);
-	}
-	if (ret_pop)
-		ebytes(x, "\x8d\xa4\x24", 3), e32(x, ret_pop); /* lea n(%esp), %esp */
+	branch_commit(x, call, ret_pop);
 	callout(x, BT_SITE_INDIRECT, BT_SITE_EXACT);
 	if (!x->primary)
 		return;
@@ -375,14 +381,7 @@ static void ibl(struct xl *x, bool call, uint32_t ret_pop)
 	gs_store(x, BT_ECX, scratch(x, BT_SCRATCH_JUMP));
 	fill(x, BT_ECX);
 	fill(x, BT_EDX);
-	if (call) {
-		if (o16)
-			e8(x, 0x66), e8(x, 0x68), e16(x, (uint16_t)ret);
-		else
-			e8(x, 0x68), e32(x, ret);
-	}
-	if (ret_pop)
-		ebytes(x, "\x8d\xa4\x24", 3), e32(x, ret_pop);
+	branch_commit(x, call, ret_pop);
 	if (call || ret_pop)
 		mark(x, BT_SITE_INLINE, 0, 0); /* the branch is half done: step to the target */
 	e8(x, 0x65), e8(x, 0xff), e8(x, 0x25);		/* jmp *%gs:jump */

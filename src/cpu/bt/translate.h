@@ -116,7 +116,9 @@ int bt_translate(struct tcache *tc, uint32_t eip, struct bt_mode mode, uint32_t 
 enum bt_site_kind {
 	BT_SITE_IDENT,	    /* inside a guest instruction copied unchanged */
 	BT_SITE_INLINE,	    /* inside an inline sequence (branch, CLI/STI/PUSHF/POPF, Sreg read) */
-	BT_SITE_EMULATE,    /* callout: emulate the instruction at eip (action says which) */
+	BT_SITE_EMULATE,    /* callout: emulate the instruction at eip (action says which);
+			       exact, except POPF with TF set: its arithmetic flags are
+			       clobbered, which the POPF overwrites anyway */
 	BT_SITE_CHAIN,	    /* callout: direct branch to target_eip not yet chained: bt_chain() */
 	BT_SITE_INDIRECT,   /* callout: indirect branch missed the inline table; the guest
 			       target EIP is at scratch + BT_SCRATCH_TARGET */
@@ -184,8 +186,9 @@ struct bt_site {
 int tc_site_lookup(struct tcache *tc, uint32_t tc_addr, struct bt_site *site);
 
 /*
- * A BT_SITE_CHAIN callout at site_tc: translate the target, patch the branch to jump straight
- * there from now on, and return its TC address. Same results as bt_translate.
+ * A BT_SITE_CHAIN callout at site_tc: translate the target (in the mode of the branch's own
+ * block: `mode` is not needed and ignored), patch the branch to jump straight there from now
+ * on, and return its TC address. Same results as bt_translate; -ENOENT for a bad site_tc.
  */
 int bt_chain(struct tcache *tc, uint32_t site_tc, struct bt_mode mode, uint32_t *tc_addr,
 	     uint32_t *fault_la);
