@@ -4,6 +4,7 @@
  * kind or sensitive with the right action; invalid and truncated bytes are refused. The
  * expectations follow the Intel SDM vol. 2 and HOST-FACTS.md (what ring 3 does here).
  */
+#include <elf.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +365,68 @@ static void hostile(void)
 	   n_ok, n_more, n_ill);
 }
 
+/*
+ * Every function of the test kernel (and of its ring-3 program) decodes, instruction by
+ * instruction from its symbol to its end: the classifier knows all gcc emits for it.
+ */
+static void kernel_sweep(const char *path)
+{
+	static uint8_t img[1 << 20];
+	unsigned long counts[BT_ACT__COUNT] = { 0 }, n = 0, funcs = 0, bad = 0, branches = 0;
+	FILE *f = fopen(path, "rb");
+	size_t size;
+
+	if (!f) {
+		printf("ok %d - %s: not built # SKIP\n", ++tap_n, path);
+		return;
+	}
+	size = fread(img, 1, sizeof(img), f);
+	fclose(f);
+	const Elf32_Ehdr *eh = (const void *)img;
+	if (size < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS32 || eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf32_Shdr) > size) {
+		ok(false, "%s: a 32-bit ELF", path);
+		return;
+	}
+	const Elf32_Shdr *sh = (const void *)(img + eh->e_shoff);
+	for (unsigned i = 0; i < eh->e_shnum; i++) {
+		if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_offset + sh[i].sh_size > size)
+			continue;
+		const Elf32_Sym *sym = (const void *)(img + sh[i].sh_offset);
+		for (unsigned k = 0; k < sh[i].sh_size / sizeof(*sym); k++) {
+			const Elf32_Shdr *sec = &sh[sym[k].st_shndx < eh->e_shnum ? sym[k].st_shndx : 0];
+			uint32_t off, end;
+			if (ELF32_ST_TYPE(sym[k].st_info) != STT_FUNC || !sym[k].st_size ||
+			    !(sec->sh_flags & SHF_EXECINSTR))
+				continue;
+			off = sec->sh_offset + (sym[k].st_value - sec->sh_addr);
+			end = off + sym[k].st_size;
+			if (end > size)
+				continue;
+			funcs++;
+			while (off < end) {
+				struct bt_insn in;
+				uint32_t eip = sym[k].st_value + (off - (end - sym[k].st_size));
+				if (bt_decode(img + off, end - off, eip, K32, &in)) {
+					if (!bad++)
+						printf("#   undecodable at %#x\n", eip);
+					break;
+				}
+				n++;
+				counts[in.action]++;
+				branches += in.cls == BT_CLASS_BRANCH;
+				off += in.len;
+			}
+		}
+	}
+	ok(funcs > 10 && bad == 0, "%s: %lu functions, %lu instructions, all decoded", path, funcs, n);
+	printf("# diagnostic: %s: %lu branches; sensitive:", path, branches);
+	for (int a = 1; a < BT_ACT__COUNT; a++)
+		if (counts[a])
+			printf(" %s %lu", bt_action_name(a), counts[a]);
+	printf("\n");
+}
+
 static void speed(void)
 {
 	/* A mix of kernel-like code, decoded over and over. */
@@ -399,6 +462,7 @@ int main(void)
 	ok(strcmp(bt_action_name(BT_ACT_CPUID), "cpuid") == 0 &&
 		   strcmp(bt_action_name((enum bt_action)999), "?") == 0,
 	   "action names");
+	kernel_sweep("build/guest/testkernel.elf");
 	speed();
 	return done_testing();
 }

@@ -5,6 +5,7 @@
  * CLI/STI/PUSHF/POPF, segment-register reads, callouts, fault mapping, invalidation and flush.
  * Intel SDM vol. 2 for the semantics; tests/unit/bt_harness.h for the machinery.
  */
+#include <elf.h>
 #include <stdlib.h>
 #include <time.h>
 #include <x86intrin.h>
@@ -837,6 +838,85 @@ static void speed_real_code(void)
 	ok(blocks > 1000, "translated %llu blocks of real code", (unsigned long long)blocks);
 }
 
+/* The test kernel's text, fetched straight from its ELF file. */
+struct elf_text {
+	const uint8_t *img;
+	const Elf32_Shdr *sh;
+	unsigned nsh;
+	size_t size;
+};
+
+static int elf_fetch(void *ctx, uint32_t la, void *buf, uint32_t len, uint64_t *gpa)
+{
+	const struct elf_text *e = ctx;
+
+	for (unsigned i = 0; i < e->nsh; i++) {
+		const Elf32_Shdr *s = &e->sh[i];
+		if (!(s->sh_flags & SHF_EXECINSTR) || la < s->sh_addr ||
+		    (uint64_t)la + len > (uint64_t)s->sh_addr + s->sh_size ||
+		    s->sh_offset + s->sh_size > e->size)
+			continue;
+		memcpy(buf, e->img + s->sh_offset + (la - s->sh_addr), len);
+		*gpa = la;
+		return 0;
+	}
+	return -EFAULT;
+}
+
+/* Translate every function of the test kernel: the translator handles all gcc emits there. */
+static void translate_kernel(const char *path)
+{
+	static uint8_t img[1 << 20];
+	struct bt_config cfg = bth_config(BTH_TC2, BTH_TC2_SIZE);
+	struct elf_text e = { .img = img };
+	unsigned funcs = 0, bad = 0;
+	struct tcache *ktc;
+	FILE *f = fopen(path, "rb");
+
+	if (!f) {
+		printf("ok %d - %s: not built # SKIP\n", ++tap_n, path);
+		return;
+	}
+	e.size = fread(img, 1, sizeof(img), f);
+	fclose(f);
+	const Elf32_Ehdr *eh = (const void *)img;
+	if (e.size < sizeof(*eh) || eh->e_ident[EI_CLASS] != ELFCLASS32 ||
+	    eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf32_Shdr) > e.size) {
+		ok(false, "%s: a 32-bit ELF", path);
+		return;
+	}
+	e.sh = (const void *)(img + eh->e_shoff);
+	e.nsh = eh->e_shnum;
+	cfg.fetch = elf_fetch;
+	cfg.ctx = &e;
+	cfg.code_page = NULL;
+	if (tc_init(&ktc, &cfg))
+		return;
+	for (unsigned i = 0; i < e.nsh; i++) {
+		if (e.sh[i].sh_type != SHT_SYMTAB || e.sh[i].sh_offset + e.sh[i].sh_size > e.size)
+			continue;
+		const Elf32_Sym *sym = (const void *)(img + e.sh[i].sh_offset);
+		for (unsigned k = 0; k < e.sh[i].sh_size / sizeof(*sym); k++) {
+			uint32_t a, fl;
+			if (ELF32_ST_TYPE(sym[k].st_info) != STT_FUNC)
+				continue;
+			funcs++;
+			if (bt_translate(ktc, sym[k].st_value, BT_MODE_KERNEL32, &a, &fl)) {
+				if (!bad++)
+					printf("#   %#x does not translate\n", sym[k].st_value);
+			}
+		}
+	}
+	const struct bt_stats *st = tc_stats(ktc);
+	ok(funcs > 10 && bad == 0, "%s: every function's first block translates (%u)", path, funcs);
+	printf("# diagnostic: %s: %llu blocks, %llu instructions, %llu callout sites, %llu TC bytes "
+	       "for %llu guest bytes\n",
+	       path, (unsigned long long)st->blocks, (unsigned long long)st->insns,
+	       (unsigned long long)st->callout_sites, (unsigned long long)st->tc_bytes,
+	       (unsigned long long)st->guest_bytes);
+	tc_destroy(ktc);
+}
+
 static double run_seconds(struct tcache *t, uint32_t eip, bool native)
 {
 	struct cpu32 in = bth_cpu(eip);
@@ -918,6 +998,7 @@ int main(void)
 	flush_when_full();
 	hostile_bytes();
 	speed_real_code();
+	translate_kernel("build/guest/testkernel.elf");
 	costs();
 	tc_destroy(tc);
 	return done_testing();
