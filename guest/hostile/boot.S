@@ -100,7 +100,20 @@ code64_poke:			/* scribble over 64-bit memory above 4 GiB */
 1:	movq $-1, (%rax)
 	addq $0x1000, %rax
 	jmp 1b
+	.globl code64_creat
+code64_creat:			/* open(CANARY, O_WRONLY | O_CREAT, 0644) then exit_group(44) */
+	movl $2, %eax
+	leaq canary64(%rip), %rdi
+	movl $0x41, %esi
+	movl $0644, %edx
+	syscall
+	movl $231, %eax
+	movl $44, %edi
+	syscall
+	jmp code64_creat
 msg64:	.ascii "PWNED-64bit\n"
+canary64:
+	.asciz "/tmp/ring3-hostile-canary"
 	.code32
 
 	.bss

@@ -21,7 +21,7 @@ extern const uint32_t vec_table[256];
 extern uint32_t err_code;
 void hostile_main(uint32_t magic, const uint32_t *mbi);
 void trap(struct regs *r);
-extern char code64_exit[], code64_write[], code64_loop[], code64_poke[];
+extern char code64_exit[], code64_write[], code64_loop[], code64_poke[], code64_creat[];
 
 static struct {
 	uint16_t lo, sel;
@@ -253,6 +253,8 @@ void hostile_main(uint32_t magic, const uint32_t *mbi)
 		far64(code64_loop);
 	if (streq_word(cmd, "far64-poke"))
 		far64(code64_poke);
+	if (streq_word(cmd, "far64-creat"))
+		far64(code64_creat);
 	puts_("hostile: unknown mode\n");
 	finish(2);
 }
