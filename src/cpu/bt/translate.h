@@ -81,11 +81,13 @@ struct bt_config {
 	/*
 	 * Read len guest code bytes at linear address la; [la, la + len) never crosses a 4 KiB
 	 * page. Return 0 and the guest-physical address of la in *gpa, or -errno when the fetch
-	 * faults (not mapped, not executable, past the CS limit): the translator then reports
-	 * -EFAULT with that la. Runs on the translation path: no malloc, no blocking.
+	 * faults (not mapped, not executable, past the CS limit — which keeps the guest out of
+	 * the top region): the translator then reports -EFAULT with that la. Runs on the
+	 * translation path: no malloc, no blocking.
 	 */
 	int (*fetch)(void *ctx, uint32_t la, void *buf, uint32_t len, uint64_t *gpa);
-	/* Called when a guest-physical page gets its first translation: write-protect it. */
+	/* Called when a guest-physical page gets its first translation: write-protect it. It must
+	 * not call back into the translator. */
 	void (*code_page)(void *ctx, uint64_t gpa_page);
 	void *ctx;
 	unsigned max_block_insns; /* 0: the default (64) */
