@@ -518,9 +518,9 @@ static void xl_pushf(struct xl *x)
 }
 
 /*
- * POPFD at CPL 0: IF, IOPL and AC go to the virtual CPU, the rest to the real flags through a
- * real POPF (ring 3 ignores IF and IOPL; AC is cleared so ring-3 alignment checks stay off).
- * TF set: the runtime emulates it (single-stepping translated code needs it).
+ * POPFD at CPL 0: IF goes to the virtual IF, IOPL to vflags, and the rest to the real flags by
+ * a real POPF of the guest's own stack slot (ring 3 ignores IF and IOPL). A value with AC or
+ * TF set calls out: AC would turn on ring-3 alignment checks, TF would step translated code.
  */
 static void xl_popf(struct xl *x)
 {
@@ -534,21 +534,16 @@ static void xl_popf(struct xl *x)
 	spill(x, BT_ECX);
 	mark(x, BT_SITE_INLINE, spilled, BT_SITE_EXACT);
 	ebytes(x, "\x8b\x04\x24", 3);		/* mov (%esp), %eax: may fault */
-	ebytes(x, "\x89\x04\x24", 3);		/* mov %eax, (%esp): so may this, before
-						   anything is changed */
 	mark(x, BT_SITE_INLINE, spilled, 0);	/* flags clobbered from here */
-	e8(x, 0xa9), e32(x, 0x100);		/* test $TF, %eax */
+	e8(x, 0xa9), e32(x, 0x40100);		/* test $(AC|TF), %eax */
 	e8(x, 0x0f), e8(x, 0x85), e32(x, 0);	/* jnz slow */
 	slow = x->pos - 4;
 	ebytes(x, "\x89\xc1", 2);		/* mov %eax, %ecx */
 	ebytes(x, "\x81\xe1", 2), e32(x, 0x200); /* and $IF, %ecx */
 	gs_store(x, BT_ECX, st->vif);
-	ebytes(x, "\x89\xc1", 2);
-	ebytes(x, "\x81\xe1", 2), e32(x, 0x43000); /* and $(AC|IOPL), %ecx */
-	gs_store(x, BT_ECX, st->vflags);
-	e8(x, 0x25), e32(x, ~0x40000u);		/* and $~AC, %eax */
-	ebytes(x, "\x89\x04\x24", 3);		/* mov %eax, (%esp) */
-	e8(x, 0x9d);				/* popf */
+	e8(x, 0x25), e32(x, 0x3000);		/* and $IOPL, %eax */
+	gs_store(x, BT_EAX, st->vflags);
+	e8(x, 0x9d);				/* popf: reads what we just read */
 	mark(x, BT_SITE_INLINE, spilled, BT_SITE_EXACT | TC_MARK_AT_NEXT);
 	gs_load(x, BT_EAX, st->vif);
 	gs_load(x, BT_ECX, st->irq_pending);
@@ -565,7 +560,7 @@ static void xl_popf(struct xl *x)
 	mark(x, BT_SITE_INLINE, spilled, 0);
 	fill(x, BT_EAX);
 	fill(x, BT_ECX);
-	/* The arithmetic flags are clobbered here, but POPF overwrites them all. */
+	/* The arithmetic flags are clobbered here, but the POPF overwrites them all. */
 	emul = callout(x, BT_SITE_EMULATE, 0);
 	land(x, done);
 	irq->resume_off = emul->resume_off = (uint16_t)x->pos;

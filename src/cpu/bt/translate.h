@@ -119,7 +119,7 @@ enum bt_site_kind {
 	BT_SITE_IDENT,	    /* inside a guest instruction copied unchanged */
 	BT_SITE_INLINE,	    /* inside an inline sequence (branch, CLI/STI/PUSHF/POPF, Sreg read) */
 	BT_SITE_EMULATE,    /* callout: emulate the instruction at eip (action says which);
-			       exact, except POPF with TF set: its arithmetic flags are
+			       exact, except POPF with AC or TF set: its arithmetic flags are
 			       clobbered, which the POPF overwrites anyway */
 	BT_SITE_CHAIN,	    /* callout: direct branch to target_eip not yet chained: bt_chain() */
 	BT_SITE_INDIRECT,   /* callout: indirect branch missed the inline table; the guest
@@ -134,7 +134,7 @@ enum bt_action {
 	BT_ACT_CLI,	   /* CLI, STI: inline at CPL 0, else emulated (IOPL check) */
 	BT_ACT_STI,
 	BT_ACT_PUSHF,	   /* PUSHF/PUSHFD: inline */
-	BT_ACT_POPF,	   /* POPF/POPFD: inline at CPL 0 (32-bit), else emulated */
+	BT_ACT_POPF,	   /* POPF/POPFD: inline at CPL 0 (32-bit) unless AC or TF is set */
 	BT_ACT_SREG_READ,  /* MOV r/m, Sreg; PUSH Sreg: inline from state.sel */
 	BT_ACT_SREG_LOAD,  /* MOV Sreg, r/m; POP Sreg; LDS/LES/LFS/LGS/LSS */
 	BT_ACT_SEG_ACCESS, /* a memory operand through %gs or %cs: emulate the access */
