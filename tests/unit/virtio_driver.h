@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#define T_UNUSED __attribute__((unused))
+
 #include "core/vm.h"
 #include "dev/pci.h"
 #include "dev/virtio/virtio.h"
@@ -23,12 +25,12 @@ static int fake_irq_level[24], fake_msi_count;
 static uint64_t fake_msi_addr;
 static uint32_t fake_msi_data;
 
-static void fake_irq_line(struct vm *vm, unsigned gsi, int level)
+static T_UNUSED void fake_irq_line(struct vm *vm, unsigned gsi, int level)
 {
 	__atomic_store_n(&fake_irq_level[gsi], level, __ATOMIC_SEQ_CST);
 }
 
-static int fake_msi(struct vm *vm, uint64_t addr, uint32_t data)
+static T_UNUSED int fake_msi(struct vm *vm, uint64_t addr, uint32_t data)
 {
 	fake_msi_addr = addr;
 	fake_msi_data = data;
@@ -41,7 +43,7 @@ static const struct cpu_engine fake_engine = {
 };
 
 /* A VM with RAM, buses, the I/O thread and PCI: what devices need. */
-static int tvm_init(struct vm *vm, struct vm_config *cfg)
+static T_UNUSED int tvm_init(struct vm *vm, struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
@@ -62,7 +64,7 @@ struct tdev {
 	uint16_t used_seen;
 };
 
-static uint64_t t_read(struct tdev *t, uint64_t addr, unsigned size)
+static T_UNUSED uint64_t t_read(struct tdev *t, uint64_t addr, unsigned size)
 {
 	uint64_t v = 0;
 
@@ -70,13 +72,13 @@ static uint64_t t_read(struct tdev *t, uint64_t addr, unsigned size)
 	return v;
 }
 
-static void t_write(struct tdev *t, uint64_t addr, uint64_t v, unsigned size)
+static T_UNUSED void t_write(struct tdev *t, uint64_t addr, uint64_t v, unsigned size)
 {
 	bus_access(&t->vm->mmio, addr, (uint8_t *)&v, size, true);
 }
 
 /* Find the BAR and the capabilities (§4.1.4), as virtio_pci_modern does. */
-static int tdev_find(struct tdev *t, struct vm *vm, unsigned slot)
+static T_UNUSED int tdev_find(struct tdev *t, struct vm *vm, unsigned slot)
 {
 	memset(t, 0, sizeof(*t));
 	t->vm = vm;
@@ -108,7 +110,7 @@ static int tdev_find(struct tdev *t, struct vm *vm, unsigned slot)
 }
 
 /* §3.1.1: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK; queue 0; DRIVER_OK. */
-static int tdev_setup(struct tdev *t, uint64_t features, uint16_t qsize)
+static T_UNUSED int tdev_setup(struct tdev *t, uint64_t features, uint16_t qsize)
 {
 	uint8_t st;
 
@@ -137,23 +139,23 @@ static int tdev_setup(struct tdev *t, uint64_t features, uint16_t qsize)
 	return 0;
 }
 
-static uint8_t tdev_status(struct tdev *t)
+static T_UNUSED uint8_t tdev_status(struct tdev *t)
 {
 	return (uint8_t)t_read(t, t->common + 0x14, 1);
 }
 
-static struct virtq_desc *t_desc(struct tdev *t, unsigned i)
+static T_UNUSED struct virtq_desc *t_desc(struct tdev *t, unsigned i)
 {
 	return (struct virtq_desc *)(t->vm->mem.host + T_DESC) + i;
 }
 
-static void *t_ptr(struct tdev *t, uint64_t gpa)
+static T_UNUSED void *t_ptr(struct tdev *t, uint64_t gpa)
 {
 	return t->vm->mem.host + gpa;
 }
 
 /* Make head available; ring the doorbell if kick. */
-static void t_post(struct tdev *t, uint16_t head, bool kick)
+static T_UNUSED void t_post(struct tdev *t, uint16_t head, bool kick)
 {
 	uint16_t *a = t_ptr(t, T_AVAIL);
 
@@ -164,13 +166,13 @@ static void t_post(struct tdev *t, uint16_t head, bool kick)
 		t_write(t, t->notify, 0, 2);
 }
 
-static void t_kick(struct tdev *t)
+static T_UNUSED void t_kick(struct tdev *t)
 {
 	t_write(t, t->notify, 0, 2);
 }
 
 /* Wait until the used index reaches want (the I/O thread serves the queue). */
-static bool t_wait_used(struct tdev *t, uint16_t want)
+static T_UNUSED bool t_wait_used(struct tdev *t, uint16_t want)
 {
 	uint16_t *u = t_ptr(t, T_USED);
 
@@ -182,7 +184,7 @@ static bool t_wait_used(struct tdev *t, uint16_t want)
 	return false;
 }
 
-static bool t_wait_status(struct tdev *t, uint8_t bit)
+static T_UNUSED bool t_wait_status(struct tdev *t, uint8_t bit)
 {
 	for (int i = 0; i < 5000; i++) {
 		if (tdev_status(t) & bit)
@@ -192,7 +194,7 @@ static bool t_wait_status(struct tdev *t, uint8_t bit)
 	return false;
 }
 
-static uint32_t t_used_len(struct tdev *t, uint16_t idx)
+static T_UNUSED uint32_t t_used_len(struct tdev *t, uint16_t idx)
 {
 	uint32_t *ring = (uint32_t *)((uint8_t *)t_ptr(t, T_USED) + 4);
 

@@ -111,6 +111,8 @@ int virtio_blk_init_all(struct vm *vm);
 int virtio_net_init(struct vm *vm);
 int virtio_rng_init(struct vm *vm);
 int virtio_console_init(struct vm *vm);
+/* Console input for hvc0; the bytes taken (the rest: try again later). */
+size_t virtio_console_receive(struct vm *vm, const char *buf, size_t len);
 int virtio_init_all(struct vm *vm);
 void virtio_destroy_all(struct vm *vm);
 void virtio_print_stats(struct vm *vm, FILE *f);
