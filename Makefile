@@ -8,6 +8,8 @@ PKGS := libseccomp
 CFLAGS := -std=gnu17 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
 	  -Wshadow -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE -MMD -MP
 LDLIBS := -lpthread -lZydis $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lseccomp)
+# libslirp (virtio-net --net user); not through pkg-config, whose slirp.pc wants glib's headers
+LDLIBS += -lslirp
 LDFLAGS :=
 ifeq ($(MODE),asan)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer

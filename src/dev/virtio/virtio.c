@@ -33,6 +33,8 @@ void virtio_destroy_all(struct vm *vm)
 
 		if (vd->device_id == VIRTIO_ID_BLOCK)
 			blkio_stop(vd->priv);
+		if (vd->device_id == VIRTIO_ID_NET)
+			virtio_net_stop(vd);
 		virtio_pci_remove(vd);
 	}
 }

@@ -109,6 +109,7 @@ bool virtio_running(const struct virtio_dev *vd); /* DRIVER_OK and not broken */
 /* Backends, one per --disk/--net/--console virtio, plus the entropy device. */
 int virtio_blk_init_all(struct vm *vm);
 int virtio_net_init(struct vm *vm);
+void virtio_net_stop(struct virtio_dev *vd);
 int virtio_rng_init(struct vm *vm);
 int virtio_console_init(struct vm *vm);
 /* Console input for hvc0; the bytes taken (the rest: try again later). */
