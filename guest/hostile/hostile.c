@@ -3,8 +3,10 @@
  * of the command line) tries one way out of the sandbox — host system calls
  * through INT 0x80, SYSCALL and SYSENTER, a far jump into 64-bit mode,
  * writes into the top of the address space where the monitor lives, wild
- * port I/O — and reports on COM1 what the CPU did instead. Modes that are
- * contained end with status 0 through port 0xf4; the 64-bit ones never end.
+ * port I/O — and reports on COM1 what the CPU did instead. With a second
+ * word "user" the attack runs in ring 3 (which the bt engine runs directly,
+ * untranslated); else in ring 0. Contained attacks end with status 0 through
+ * port 0xf4; a successful jump into 64-bit mode never ends by itself.
  */
 #include <stdint.h>
 
@@ -69,13 +71,18 @@ static __attribute__((noreturn)) void finish(uint32_t status)
 		outb(DEBUG_EXIT, (uint8_t)status);
 }
 
+#define SYS_DONE 1 /* INT 0x80 from ring 3 with EAX = 1: the attack is over, EBX = status */
+
 void trap(struct regs *r)
 {
 	seen_vector = r->vector;
 	seen_eip = r->eip;
 	seen_err = err_code;
-	if (r->vector == 0x80)
-		return; /* a "system call": back to the instruction after INT 0x80 */
+	if (r->vector == 0x80) {
+		if ((r->cs & 3) == 3 && r->eax == SYS_DONE)
+			finish(r->ebx);
+		return; /* back to the instruction after INT 0x80 */
+	}
 	if (resume_at) {
 		r->eip = resume_at;
 		resume_at = 0;
@@ -89,6 +96,48 @@ void trap(struct regs *r)
 	finish(99);
 }
 
+/* Our own GDT: ring-0 and ring-3 flat segments and a TSS, nothing at index 6 (0x33). */
+static uint64_t gdt[6];
+static struct {
+	uint32_t link, esp0, ss0, pad[22];
+	uint16_t trap, iomap;
+} __attribute__((packed)) tss;
+static uint8_t kstack[8192] __attribute__((aligned(16)));
+static uint8_t ustack[8192] __attribute__((aligned(16)));
+
+static uint64_t desc(uint32_t base, uint32_t limit, uint8_t access, uint8_t flags)
+{
+	return (limit & 0xffffull) | (uint64_t)(base & 0xffffff) << 16 | (uint64_t)access << 40 |
+	       (uint64_t)((limit >> 16) & 0xf) << 48 | (uint64_t)flags << 52 |
+	       (uint64_t)(base >> 24) << 56;
+}
+
+static void gdt_init(void)
+{
+	struct {
+		uint16_t limit;
+		uint32_t base;
+	} __attribute__((packed)) d = { sizeof(gdt) - 1, (uint32_t)gdt };
+
+	gdt[1] = desc(0, 0xfffff, 0x9b, 0xc);
+	gdt[2] = desc(0, 0xfffff, 0x93, 0xc);
+	gdt[3] = desc(0, 0xfffff, 0xfb, 0xc);
+	gdt[4] = desc(0, 0xfffff, 0xf3, 0xc);
+	gdt[5] = desc((uint32_t)&tss, sizeof(tss) - 1, 0x89, 0);
+	tss.ss0 = 0x10;
+	tss.esp0 = (uint32_t)(kstack + sizeof(kstack));
+	tss.iomap = sizeof(tss);
+	__asm__ volatile("lgdt %0\n\t"
+			 "ljmp $0x08, $1f\n"
+			 "1:\tmovw $0x10, %%ax\n\t"
+			 "movw %%ax, %%ds\n\tmovw %%ax, %%es\n\tmovw %%ax, %%ss\n\t"
+			 "movw %%ax, %%fs\n\tmovw %%ax, %%gs\n\t"
+			 "movw $0x28, %%ax\n\tltr %%ax"
+			 :
+			 : "m"(d)
+			 : "eax", "memory");
+}
+
 static void idt_init(void)
 {
 	struct {
@@ -100,9 +149,26 @@ static void idt_init(void)
 		idt[v].lo = vec_table[v] & 0xffff;
 		idt[v].hi = vec_table[v] >> 16;
 		idt[v].sel = 0x08;
-		idt[v].attr = 0x8e;
+		idt[v].attr = v == 0x80 ? 0xee : 0x8e; /* ring 3 may INT 0x80 */
 	}
 	__asm__ volatile("lidt %0" : : "m"(d));
+}
+
+/* Run fn in ring 3 with IOPL 3 (it may talk to the UART); it ends with SYS_DONE. */
+static __attribute__((noreturn)) void enter_user(uint32_t (*fn)(void))
+{
+	__asm__ volatile("pushl $0x23\n\t"
+			 "pushl %1\n\t"
+			 "pushl $0x3002\n\t" /* IOPL 3, IF 0: no device interrupts */
+			 "pushl $0x1b\n\t"
+			 "pushl %0\n\t"
+			 "movw $0x23, %%ax\n\t"
+			 "movw %%ax, %%ds\n\tmovw %%ax, %%es\n\t"
+			 "iret"
+			 :
+			 : "r"(fn), "r"(ustack + sizeof(ustack))
+			 : "eax", "memory");
+	__builtin_unreachable();
 }
 
 static int streq_word(const char *s, const char *w)
@@ -121,20 +187,18 @@ static int check(int ok, const char *what)
 }
 
 /* INT 0x80 with Linux's exit_group(42) in the registers: the guest's vector 0x80 must see it. */
-static uint32_t mode_int80(void)
+static uint32_t att_int80(void)
 {
-	uint32_t eax = 252, after;
+	uint32_t eax = 252;
 
-	resume_at = 0; /* vector 0x80 returns to the next instruction by itself */
 	seen_vector = 0xffffffff;
 	__asm__ volatile("int $0x80" : "+a"(eax) : "b"(42) : "memory");
-	after = seen_vector;
-	return check(after == 0x80 && eax == 252,
+	return check(seen_vector == 0x80 && eax == 252,
 		     "int 0x80 (exit_group(42) for a host) reached the guest's vector 0x80");
 }
 
-/* SYSENTER: #UD for this CPU (CPUID does not offer it; the host CPU faults it in compat mode). */
-static uint32_t mode_sysenter(void)
+/* SYSENTER: #UD on this CPU (CPUID does not offer it). */
+static uint32_t att_sysenter(void)
 {
 	seen_vector = 0xffffffff;
 	__asm__ volatile("movl $1f, resume_at\n\t"
@@ -146,20 +210,57 @@ static uint32_t mode_sysenter(void)
 	return check(seen_vector == 6, "sysenter raised #UD in the guest");
 }
 
-/* SYSCALL in compatibility mode with exit_group(42): the host must not run it. */
-static uint32_t mode_syscall(void)
+/*
+ * SYSCALL with exit_group(42) in the registers: translated ring-0 code sees
+ * the #UD this CPU raises; executed natively (ring 3) the host kernel is
+ * asked, seccomp refuses, and the VM must stop.
+ */
+static uint32_t att_syscall(void)
 {
-	__asm__ volatile("movl $252, %%eax\n\t"
+	seen_vector = 0xffffffff;
+	__asm__ volatile("movl $1f, resume_at\n\t"
+			 "movl $252, %%eax\n\t"
 			 "movl $42, %%ebx\n\t"
-			 "syscall"
+			 "syscall\n"
+			 "1:"
 			 :
 			 :
 			 : "eax", "ebx", "ecx", "edx", "memory");
-	return check(0, "syscall came back");
+	return check(seen_vector == 6, "syscall raised #UD in the guest");
 }
 
+/*
+ * A far jump to selector 0x33, the host's 64-bit code segment. Our GDT has no
+ * entry 6, so a CPU raises #GP(0x30); if it lands in 64-bit code instead, the
+ * code there tries the host.
+ */
+static uint32_t far64(char *target)
+{
+	struct {
+		uint32_t off;
+		uint16_t sel;
+	} __attribute__((packed)) p = { (uint32_t)target, 0x33 };
+
+	puts_("hostile: far jump to selector 0x33\n");
+	seen_vector = 0xffffffff;
+	__asm__ volatile("movl $1f, resume_at\n\t"
+			 "ljmp *%0\n"
+			 "1:"
+			 :
+			 : "m"(p)
+			 : "memory");
+	return check(seen_vector == 13 && (seen_err & ~3u) == 0x30,
+		     "ljmp to selector 0x33 raised the guest's #GP(0x30)");
+}
+
+static uint32_t att_far64_exit(void) { return far64(code64_exit); }
+static uint32_t att_far64_write(void) { return far64(code64_write); }
+static uint32_t att_far64_creat(void) { return far64(code64_creat); }
+static uint32_t att_far64_poke(void) { return far64(code64_poke); }
+static uint32_t att_far64_loop(void) { return far64(code64_loop); }
+
 /* Writes at the top of the 4 GiB, where the monitor's runtime lives: the guest sees its own bus. */
-static uint32_t mode_wrtop(void)
+static uint32_t att_wrtop(void)
 {
 	volatile uint32_t *top = (volatile uint32_t *)0xffc00000u, *last = (volatile uint32_t *)0xfffff000u;
 	uint32_t fails = 0, a, b;
@@ -177,24 +278,24 @@ static uint32_t mode_wrtop(void)
 		puts_("\n");
 	}
 
-	/* 0x2b is the host's flat data segment; our GDT has no entry 5: #GP(0x28) */
+	/* 0x2b is the host's flat data segment; in our GDT it is the TSS: #GP(0x28) */
 	seen_vector = 0xffffffff;
 	__asm__ volatile("movl $1f, resume_at\n\t"
+			 "movw %%ds, %%dx\n\t"
 			 "movw $0x2b, %%ax\n\t"
 			 "movw %%ax, %%ds\n\t"
 			 "movl $0xdeadbeef, 0xffc00000\n"
-			 "1:\tmovw $0x10, %%ax\n\t"
-			 "movw %%ax, %%ds"
+			 "1:\tmovw %%dx, %%ds"
 			 :
 			 :
-			 : "eax", "memory");
+			 : "eax", "edx", "memory");
 	fails += check(seen_vector == 13 && (seen_err & ~3u) == 0x28,
 		       "loading the host's selector 0x2b raised the guest's #GP(0x28)");
 	return fails;
 }
 
 /* Every port but the debug exit, and long string I/O. */
-static uint32_t mode_ports(void)
+static uint32_t att_ports(void)
 {
 	static uint8_t buf[65536];
 
@@ -211,50 +312,57 @@ static uint32_t mode_ports(void)
 	return check(1, "every port and 64 KiB of string I/O later, the guest still runs");
 }
 
-static __attribute__((noreturn)) void far64(char *target)
+static uint32_t att_hello(void)
 {
-	struct {
-		uint32_t off;
-		uint16_t sel;
-	} __attribute__((packed)) p = { (uint32_t)target, 0x33 };
-
-	puts_("hostile: far jump to 64-bit mode\n");
-	__asm__ volatile("ljmp *%0" : : "m"(p));
-	__builtin_unreachable();
+	puts_("hello\n");
+	return 0;
 }
+
+/* The attack in ring 3: report its status to the kernel, which ends the run. */
+static uint32_t (*user_attack)(void);
+static uint32_t user_main(void)
+{
+	uint32_t status = user_attack();
+
+	__asm__ volatile("int $0x80" : : "a"(SYS_DONE), "b"(status) : "memory");
+	return check(0, "the kernel ended the run");
+}
+
+static const struct {
+	const char *name;
+	uint32_t (*fn)(void);
+} attacks[] = {
+	{ "hello", att_hello },		  { "int80", att_int80 },
+	{ "sysenter", att_sysenter },	  { "syscall", att_syscall },
+	{ "far64-exit", att_far64_exit }, { "far64-write", att_far64_write },
+	{ "far64-creat", att_far64_creat }, { "far64-poke", att_far64_poke },
+	{ "far64-loop", att_far64_loop }, { "wrtop", att_wrtop },
+	{ "ports", att_ports },
+};
 
 void hostile_main(uint32_t magic, const uint32_t *mbi)
 {
 	const char *cmd = (magic == 0x2badb002 && (mbi[0] & 4)) ? (const char *)mbi[4] : "";
+	const char *arg = cmd;
 
+	gdt_init();
 	idt_init();
 	puts_("hostile: mode '");
 	puts_(cmd);
 	puts_("'\n");
-	if (streq_word(cmd, "hello")) {
-		puts_("hello\n");
-		finish(0);
+	while (*arg && *arg != ' ')
+		arg++;
+	while (*arg == ' ')
+		arg++;
+	for (unsigned i = 0; i < sizeof(attacks) / sizeof(attacks[0]); i++) {
+		if (!streq_word(cmd, attacks[i].name))
+			continue;
+		if (streq_word(arg, "user")) {
+			user_attack = attacks[i].fn;
+			enter_user(user_main);
+		}
+		finish(attacks[i].fn());
 	}
-	if (streq_word(cmd, "int80"))
-		finish(mode_int80());
-	if (streq_word(cmd, "syscall"))
-		finish(mode_syscall());
-	if (streq_word(cmd, "sysenter"))
-		finish(mode_sysenter());
-	if (streq_word(cmd, "wrtop"))
-		finish(mode_wrtop());
-	if (streq_word(cmd, "ports"))
-		finish(mode_ports());
-	if (streq_word(cmd, "far64-exit"))
-		far64(code64_exit);
-	if (streq_word(cmd, "far64-write"))
-		far64(code64_write);
-	if (streq_word(cmd, "far64-loop"))
-		far64(code64_loop);
-	if (streq_word(cmd, "far64-poke"))
-		far64(code64_poke);
-	if (streq_word(cmd, "far64-creat"))
-		far64(code64_creat);
 	puts_("hostile: unknown mode\n");
 	finish(2);
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The hostile guest (build/guest/hostile.elf) under the bt engine. Each mode
-# tries one way out of the sandbox. Contained modes must end with status 0
-# and the guest's own "ok:" lines; escape attempts must stop the VM with one
-# clear "escape its sandbox" line and a non-zero status, quickly; and nothing
-# outside the sandbox may be touched: no host system call ran (no PWNED
-# output, no exit status 42-44 from a host exit_group, no canary file).
+# tries one way out of the sandbox, in ring 0 (translated: every attempt must
+# meet the CPU the guest expects, and end with its own "ok:" lines and status
+# 0), in ring 0 without translation (RING3_BT_TRANSLATE=0) and in ring 3 (both
+# run natively: the attempts that reach the host — SYSCALL, 64-bit code —
+# must stop the VM with one clear "escape its sandbox" line and status 1,
+# quickly). Nothing outside the sandbox may be touched: no host system call
+# ran (no PWNED output, no exit status 42-44 from a host exit_group, no
+# canary file).
 set -u
 cd "$(dirname "$0")/../.."
 K=build/guest/hostile.elf
@@ -47,22 +50,40 @@ untouched() {
 	! grep -aq PWNED "$tmp/out" && [ ! -e "$CANARY" ]
 }
 
-for mode in hello int80 sysenter wrtop ports; do
-	run "$mode"
-	oks=$(grep -ac '^ok: ' "$tmp/out")
-	if [ "$mode" = hello ]; then oks=$(grep -ac '^hello$' "$tmp/out"); fi
+contained() { # mode [user], with $how describing the ring
+	run "$1"
+	local oks
+	oks=$(grep -ac -E '^(ok: |hello$)' "$tmp/out")
 	result "$([ "$rc" = 0 ] && [ "$oks" -gt 0 ] && ! grep -aq '^FAIL' "$tmp/out" && untouched; echo $?)" \
-		"$mode: contained, the guest saw what a CPU does ($(grep -a -m1 -E '^(ok:|hello)' "$tmp/out"))"
-done
+		"$1 ($how): contained: $(grep -a -m1 -E '^(ok:|hello)' "$tmp/out")"
+}
 
-for mode in syscall far64-exit far64-write far64-creat far64-poke far64-loop; do
+escapes() { # mode [user]
+	local start secs msg
 	start=$(date +%s)
-	run "$mode"
+	run "$1"
 	secs=$(($(date +%s) - start))
 	msg=$(grep -a -m1 'escape its sandbox' "$tmp/out")
 	result "$([ "$rc" = 1 ] && [ -n "$msg" ] && [ "$secs" -lt 10 ] && untouched; echo $?)" \
-		"$mode: reported and stopped with status $rc in ${secs}s: ${msg#ring3: }"
-done
+		"$1 ($how): stopped with status $rc in ${secs}s: ${msg#ring3: vcpu 0: }"
+}
+
+ATTACKS="int80 sysenter syscall far64-exit far64-write far64-creat far64-poke far64-loop wrtop ports"
+ESCAPES="syscall far64-exit far64-write far64-creat far64-poke far64-loop"
+
+how="ring 0, translated"
+contained hello
+for a in $ATTACKS; do contained "$a"; done
+
+how="ring 3, direct"
+for a in hello int80 sysenter wrtop ports; do contained "$a user"; done
+for a in $ESCAPES; do escapes "$a user"; done
+
+how="ring 0, direct"
+export RING3_BT_TRANSLATE=0
+for a in int80 sysenter wrtop; do contained "$a"; done
+for a in $ESCAPES; do escapes "$a"; done
+unset RING3_BT_TRANSLATE
 
 echo "1..$n"
 [ "$fails" = 0 ]

@@ -86,6 +86,9 @@ static int bt_init(struct vm *vm)
 	}
 	bt->vm = vm;
 	bt->pid = -1;
+	/* RING3_BT_TRANSLATE=0: guest ring 0 runs directly, trap-and-emulate only (for comparison) */
+	const char *t = getenv("RING3_BT_TRANSLATE");
+	bt->sh->translate = !(t && !strcmp(t, "0"));
 	vm->engine_data = bt;
 	return 0;
 }
@@ -486,7 +489,23 @@ static void bt_print_stats(struct vm *vm, FILE *f)
 	fprintf(f, "    shadow: faults %" PRIu64 ", flushes %" PRIu64 ", invlpg %" PRIu64
 		   "; segment repairs %" PRIu64 ", LDT writes %" PRIu64 "\n",
 		s.shadow_faults, s.shadow_flushes, s.invlpg, s.seg_repairs, s.ldt_writes);
-	fprintf(f, "    exits to the monitor %" PRIu64 "\n", s.exits);
+	fprintf(f, "    exits to the monitor %" PRIu64 ", self-modifying writes %" PRIu64 "\n", s.exits,
+		s.smc_writes);
+	if (!bt->sh->translate) {
+		fprintf(f, "    translation: off (RING3_BT_TRANSLATE=0)\n");
+		return;
+	}
+	fprintf(f, "    translation: %" PRIu64 " blocks, %" PRIu64 " instructions, %.1f ms translating; "
+		   "TC %" PRIu64 " KiB used, %" PRIu64 " flushes\n",
+		s.tc_blocks, s.tc_insns, (double)s.tc_translate_tsc / 2.6e6, s.tc_used >> 10,
+		s.tc_flushes);
+	fprintf(f, "    TC lookups %" PRIu64 " (%.1f%% hits), chains %" PRIu64 ", blocks invalidated %" PRIu64
+		   "\n",
+		s.tc_lookups, pct(s.tc_lookup_hits, s.tc_lookups), s.tc_chains, s.tc_invalidated);
+	fprintf(f, "    callouts: chain %" PRIu64 ", indirect %" PRIu64 ", irq window %" PRIu64
+		   ", emulate %" PRIu64 "\n",
+		s.callout[BT_SITE_CHAIN], s.callout[BT_SITE_INDIRECT], s.callout[BT_SITE_IRQ_WINDOW],
+		s.callout[BT_SITE_EMULATE]);
 }
 
 static void bt_destroy(struct vm *vm)

@@ -5,16 +5,11 @@
  * done here, against the virtual CPU. Intel SDM vol. 2 (each instruction's
  * "Operation"), vol. 3 ch. 2 (system registers), ch. 5 (protection).
  */
-#include <Zydis/Zydis.h>
 #include <linux/audit.h>
 #include <string.h>
 
+#include "emulate.h"
 #include "runtime.h"
-
-struct insn {
-	ZydisDecodedInstruction i;
-	ZydisDecodedOperand op[ZYDIS_MAX_OPERAND_COUNT];
-};
 
 static ZydisDecoder dec32, dec16;
 
@@ -24,7 +19,7 @@ void emu_init(void)
 	ZydisDecoderInit(&dec16, ZYDIS_MACHINE_MODE_LEGACY_16, ZYDIS_STACK_WIDTH_16);
 }
 
-static unsigned cpl_acc(void)
+unsigned emu_cpl_acc(void)
 {
 	return rt.cpu->cpl == 3 ? ACC_U : 0;
 }
@@ -37,15 +32,15 @@ int emu_fetch(uint8_t *buf, uint32_t *len, struct bt_fault *f)
 
 	if (first >= 15)
 		first = 15;
-	if (vmem_read(la, buf, first, cpl_acc(), f))
+	if (vmem_read(la, buf, first, emu_cpl_acc(), f))
 		return -1;
 	*len = first;
-	if (first < 15 && !vmem_read(la + first, buf + first, 15 - first, cpl_acc(), &f2))
+	if (first < 15 && !vmem_read(la + first, buf + first, 15 - first, emu_cpl_acc(), &f2))
 		*len = 15;
 	return 0;
 }
 
-static int decode(struct insn *d, struct bt_fault *f)
+int emu_decode(struct insn *d, struct bt_fault *f)
 {
 	uint8_t buf[15];
 	uint32_t len;
@@ -55,7 +50,7 @@ static int decode(struct insn *d, struct bt_fault *f)
 		return -1;
 	if (ZYAN_FAILED(ZydisDecoderDecodeFull(dec, buf, len, &d->i, d->op))) {
 		if (len < 15) /* the rest of the instruction is on a page that faults */
-			return vmem_read(seg_lin(BT_CS, g_eip()) + len, buf, 1, cpl_acc(), f);
+			return vmem_read(seg_lin(BT_CS, g_eip()) + len, buf, 1, emu_cpl_acc(), f);
 		f->vec = EXC_UD;
 		f->has_err = false;
 		return -1;
@@ -86,7 +81,7 @@ static int gpr(ZydisRegister r, unsigned *size, unsigned *shift)
 	return -1;
 }
 
-static uint32_t reg_read(ZydisRegister r)
+uint32_t emu_reg_read(ZydisRegister r)
 {
 	unsigned size, shift;
 	int i = gpr(r, &size, &shift);
@@ -96,7 +91,7 @@ static uint32_t reg_read(ZydisRegister r)
 	return (gr(i) >> shift) & (size == 4 ? 0xffffffffu : (1u << (size * 8)) - 1);
 }
 
-static void reg_write(ZydisRegister r, uint32_t v)
+void emu_reg_write(ZydisRegister r, uint32_t v)
 {
 	unsigned size, shift;
 	int i = gpr(r, &size, &shift);
@@ -108,19 +103,19 @@ static void reg_write(ZydisRegister r, uint32_t v)
 	set_gr(i, (gr(i) & ~mask) | ((v << shift) & mask));
 }
 
-static int sreg_of(ZydisRegister r)
+int emu_sreg_of(ZydisRegister r)
 {
 	return r >= ZYDIS_REGISTER_ES && r <= ZYDIS_REGISTER_GS ? (int)(r - ZYDIS_REGISTER_ES) : -1;
 }
 
-static uint32_t ea(const struct insn *d, const ZydisDecodedOperand *o)
+uint32_t emu_ea(const struct insn *d, const ZydisDecodedOperand *o)
 {
 	uint32_t a = (uint32_t)o->mem.disp.value;
 
 	if (o->mem.base != ZYDIS_REGISTER_NONE)
-		a += reg_read(o->mem.base);
+		a += emu_reg_read(o->mem.base);
 	if (o->mem.index != ZYDIS_REGISTER_NONE)
-		a += reg_read(o->mem.index) * o->mem.scale;
+		a += emu_reg_read(o->mem.index) * o->mem.scale;
 	return d->i.address_width == 16 ? a & 0xffff : a;
 }
 
@@ -148,10 +143,10 @@ static void mmio(uint64_t pa, uint8_t *b, uint32_t n, bool write)
 }
 
 /* A guest memory operand: segment checks with the guest's own limits, paging, RAM or MMIO. */
-static int mem_rw(int sreg, uint32_t off, void *buf, uint32_t len, bool write, struct bt_fault *f)
+int emu_mem_rw(int sreg, uint32_t off, void *buf, uint32_t len, bool write, struct bt_fault *f)
 {
 	uint32_t la = seg_lin(sreg, off);
-	unsigned acc = cpl_acc() | (write ? ACC_W : 0);
+	unsigned acc = emu_cpl_acc() | (write ? ACC_W : 0);
 	uint8_t *b = buf;
 
 	if (!seg_check(sreg, off, len, write, f))
@@ -167,6 +162,8 @@ static int mem_rw(int sreg, uint32_t off, void *buf, uint32_t len, bool write, s
 			return -1;
 		p = mmu_phys(pa, n);
 		if (p && write)
+			mmu_note_write(pa);
+		if (p && write)
 			memcpy(p, b, n);
 		else if (p)
 			memcpy(b, p, n);
@@ -179,40 +176,40 @@ static int mem_rw(int sreg, uint32_t off, void *buf, uint32_t len, bool write, s
 	return 0;
 }
 
-static int op_read(const struct insn *d, int i, uint32_t *v, struct bt_fault *f)
+int emu_op_read(const struct insn *d, int i, uint32_t *v, struct bt_fault *f)
 {
 	const ZydisDecodedOperand *o = &d->op[i];
 
 	*v = 0;
 	switch (o->type) {
 	case ZYDIS_OPERAND_TYPE_REGISTER:
-		*v = sreg_of(o->reg.value) >= 0 ? rt.cpu->seg[sreg_of(o->reg.value)].sel
-						: reg_read(o->reg.value);
+		*v = emu_sreg_of(o->reg.value) >= 0 ? rt.cpu->seg[emu_sreg_of(o->reg.value)].sel
+						: emu_reg_read(o->reg.value);
 		return 0;
 	case ZYDIS_OPERAND_TYPE_IMMEDIATE:
 		*v = (uint32_t)o->imm.value.u;
 		return 0;
 	case ZYDIS_OPERAND_TYPE_MEMORY:
-		return mem_rw(sreg_of(o->mem.segment), ea(d, o), v, o->size / 8, false, f);
+		return emu_mem_rw(emu_sreg_of(o->mem.segment), emu_ea(d, o), v, o->size / 8, false, f);
 	default:
 		return FAULT(f, EXC_UD, 0);
 	}
 }
 
-static int op_write(const struct insn *d, int i, uint32_t v, struct bt_fault *f)
+int emu_op_write(const struct insn *d, int i, uint32_t v, struct bt_fault *f)
 {
 	const ZydisDecodedOperand *o = &d->op[i];
 
 	if (o->type == ZYDIS_OPERAND_TYPE_REGISTER) {
-		reg_write(o->reg.value, v);
+		emu_reg_write(o->reg.value, v);
 		return 0;
 	}
 	if (o->type == ZYDIS_OPERAND_TYPE_MEMORY)
-		return mem_rw(sreg_of(o->mem.segment), ea(d, o), &v, o->size / 8, true, f);
+		return emu_mem_rw(emu_sreg_of(o->mem.segment), emu_ea(d, o), &v, o->size / 8, true, f);
 	return FAULT(f, EXC_UD, 0);
 }
 
-static void next(const struct insn *d)
+void emu_next(const struct insn *d)
 {
 	uint32_t eip = g_eip() + d->i.length;
 
@@ -245,15 +242,15 @@ static int emu_in_out(const struct insn *d, bool in, struct bt_fault *f)
 		return -1;
 	rt.st->insn[in ? BT_I_IN : BT_I_OUT]++;
 	if (!in) {
-		v = reg_read(val_op->reg.value);
+		v = emu_reg_read(val_op->reg.value);
 		memcpy(rt.sh->iobuf, &v, size);
 	}
 	io_exit(port, size, 1, !in);
 	if (in) {
 		memcpy(&v, rt.sh->iobuf, size);
-		reg_write(val_op->reg.value, v);
+		emu_reg_write(val_op->reg.value, v);
 	}
-	next(d);
+	emu_next(d);
 	return 0;
 }
 
@@ -271,7 +268,7 @@ static int emu_string_io(const struct insn *d, bool in, unsigned size, struct bt
 	if (!in && (d->i.attributes & ZYDIS_ATTRIB_HAS_SEGMENT))
 		for (int i = 0; i < d->i.operand_count; i++)
 			if (d->op[i].type == ZYDIS_OPERAND_TYPE_MEMORY)
-				sreg = sreg_of(d->op[i].mem.segment);
+				sreg = emu_sreg_of(d->op[i].mem.segment);
 	if (vcpu_io_allowed(port, size, f))
 		return -1;
 	rt.st->insn[in ? BT_I_INS : BT_I_OUTS]++;
@@ -290,15 +287,15 @@ static int emu_string_io(const struct insn *d, bool in, unsigned size, struct bt
 			uint64_t pa;
 
 			if (!seg_check(sreg, off, size, in, &f2) ||
-			    mmu_translate(seg_lin(sreg, off), cpl_acc() | (in ? ACC_W : 0), &pa, &f2))
+			    mmu_translate(seg_lin(sreg, off), emu_cpl_acc() | (in ? ACC_W : 0), &pa, &f2))
 				break;
-			if (!in && mem_rw(sreg, off, rt.sh->iobuf + n * size, size, false, &f2))
+			if (!in && emu_mem_rw(sreg, off, rt.sh->iobuf + n * size, size, false, &f2))
 				break;
 		}
 		if (n) {
 			io_exit(port, size, n, !in);
 			for (uint32_t i = 0; in && i < n; i++)
-				mem_rw(sreg, (addr + (uint32_t)step * i) & amask, rt.sh->iobuf + i * size,
+				emu_mem_rw(sreg, (addr + (uint32_t)step * i) & amask, rt.sh->iobuf + i * size,
 				       size, true, &f2);
 			set_gr(idx, (gr(idx) & ~amask) | ((addr + (uint32_t)step * n) & amask));
 			if (rep)
@@ -313,18 +310,18 @@ static int emu_string_io(const struct insn *d, bool in, unsigned size, struct bt
 			break;
 	}
 	if (!rep || !(gr(BT_ECX) & amask))
-		next(d); /* else EIP stays: the next trap continues (interrupts can come in between) */
+		emu_next(d); /* else EIP stays: the next trap continues (interrupts can come in between) */
 	return 0;
 }
 
-static int sel_operand(const struct insn *d, int i, uint16_t *sel, struct bt_fault *f)
+int emu_sel_operand(const struct insn *d, int i, uint16_t *sel, struct bt_fault *f)
 {
 	uint32_t v;
 	const ZydisDecodedOperand *o = &d->op[i];
 
 	if (o->type == ZYDIS_OPERAND_TYPE_MEMORY)
-		return mem_rw(sreg_of(o->mem.segment), ea(d, o), sel, 2, false, f);
-	if (op_read(d, i, &v, f))
+		return emu_mem_rw(emu_sreg_of(o->mem.segment), emu_ea(d, o), sel, 2, false, f);
+	if (emu_op_read(d, i, &v, f))
 		return -1;
 	*sel = (uint16_t)v;
 	return 0;
@@ -389,6 +386,7 @@ static int write_cr(unsigned n, uint32_t v, struct bt_fault *f)
 		return 0;
 	case 3:
 		c->cr3 = v;
+		tcrun_cr3_loaded();
 		if (c->cr0 & CR0_PG)
 			mmu_flush(c->cr4 & CR4_PGE);
 		return 0;
@@ -438,24 +436,24 @@ static int emu_mov(const struct insn *d, struct bt_fault *f)
 	uint32_t v;
 	int n;
 
-	if (sreg_of(r0) >= 0) { /* MOV Sreg, r/m16 */
+	if (emu_sreg_of(r0) >= 0) { /* MOV Sreg, r/m16 */
 		uint16_t sel;
 
 		if (r0 == ZYDIS_REGISTER_CS)
 			return FAULT(f, EXC_UD, 0);
-		if (sel_operand(d, 1, &sel, f) || seg_load(sreg_of(r0), sel, f))
+		if (emu_sel_operand(d, 1, &sel, f) || seg_load(emu_sreg_of(r0), sel, f))
 			return -1;
 		rt.st->insn[BT_I_SREG]++;
-		next(d);
+		emu_next(d);
 		return 0;
 	}
 	if (r0 >= ZYDIS_REGISTER_CR0 && r0 <= ZYDIS_REGISTER_CR15) {
 		if (!cpl0)
 			return FAULT(f, EXC_GP, 0);
 		rt.st->insn[BT_I_MOVCR]++;
-		if (write_cr(r0 - ZYDIS_REGISTER_CR0, reg_read(r1), f))
+		if (write_cr(r0 - ZYDIS_REGISTER_CR0, emu_reg_read(r1), f))
 			return -1;
-		next(d);
+		emu_next(d);
 		return 0;
 	}
 	if (r1 >= ZYDIS_REGISTER_CR0 && r1 <= ZYDIS_REGISTER_CR15) {
@@ -464,8 +462,8 @@ static int emu_mov(const struct insn *d, struct bt_fault *f)
 		rt.st->insn[BT_I_MOVCR]++;
 		if (read_cr(r1 - ZYDIS_REGISTER_CR0, &v, f))
 			return -1;
-		reg_write(r0, v);
-		next(d);
+		emu_reg_write(r0, v);
+		emu_next(d);
 		return 0;
 	}
 	if (r0 >= ZYDIS_REGISTER_DR0 && r0 <= ZYDIS_REGISTER_DR7) {
@@ -474,9 +472,9 @@ static int emu_mov(const struct insn *d, struct bt_fault *f)
 		if ((n = dr_index(r0 - ZYDIS_REGISTER_DR0, f)) < 0)
 			return -1;
 		rt.st->insn[BT_I_MOVDR]++;
-		v = reg_read(r1);
+		v = emu_reg_read(r1);
 		rt.cpu->dr[n] = n == 6 ? (v & 0xf00f) | 0xffff0ff0u : n == 7 ? (v & ~0xd000u) | 0x400 : v;
-		next(d);
+		emu_next(d);
 		return 0;
 	}
 	if (r1 >= ZYDIS_REGISTER_DR0 && r1 <= ZYDIS_REGISTER_DR7) {
@@ -485,8 +483,8 @@ static int emu_mov(const struct insn *d, struct bt_fault *f)
 		if ((n = dr_index(r1 - ZYDIS_REGISTER_DR0, f)) < 0)
 			return -1;
 		rt.st->insn[BT_I_MOVDR]++;
-		reg_write(r0, rt.cpu->dr[n]);
-		next(d);
+		emu_reg_write(r0, rt.cpu->dr[n]);
+		emu_next(d);
 		return 0;
 	}
 	return 1; /* an ordinary MOV: see emu_memory */
@@ -503,24 +501,24 @@ static int emu_memory(const struct insn *d, struct bt_fault *f)
 
 	switch (d->i.mnemonic) {
 	case ZYDIS_MNEMONIC_MOV:
-		if (op_read(d, 1, &v, f) || op_write(d, 0, v, f))
+		if (emu_op_read(d, 1, &v, f) || emu_op_write(d, 0, v, f))
 			return -1;
 		break;
 	case ZYDIS_MNEMONIC_MOVZX:
 	case ZYDIS_MNEMONIC_MOVSX:
-		if (op_read(d, 1, &v, f))
+		if (emu_op_read(d, 1, &v, f))
 			return -1;
 		if (d->i.mnemonic == ZYDIS_MNEMONIC_MOVSX)
 			v = d->op[1].size == 8 ? (uint32_t)(int32_t)(int8_t)v
 					       : (uint32_t)(int32_t)(int16_t)v;
-		if (op_write(d, 0, v, f))
+		if (emu_op_write(d, 0, v, f))
 			return -1;
 		break;
 	default:
 		return 1;
 	}
 	rt.st->insn[BT_I_MEM]++;
-	next(d);
+	emu_next(d);
 	return 0;
 }
 
@@ -540,12 +538,12 @@ static int emu_far(const struct insn *d, struct bt_fault *f)
 		sel = o->ptr.segment;
 		off = o->ptr.offset;
 	} else if (o->type == ZYDIS_OPERAND_TYPE_MEMORY) {
-		uint32_t a = ea(d, o);
-		int s = sreg_of(o->mem.segment);
+		uint32_t a = emu_ea(d, o);
+		int s = emu_sreg_of(o->mem.segment);
 
 		off = 0;
-		if (mem_rw(s, a, &off, (uint32_t)opsize, false, f) ||
-		    mem_rw(s, a + (uint32_t)opsize, &sel, 2, false, f))
+		if (emu_mem_rw(s, a, &off, (uint32_t)opsize, false, f) ||
+		    emu_mem_rw(s, a + (uint32_t)opsize, &sel, 2, false, f))
 			return -1;
 	} else {
 		return FAULT(f, EXC_UD, 0);
@@ -564,15 +562,15 @@ static int emu_sreg_load(const struct insn *d, struct bt_fault *f)
 
 	rt.st->insn[BT_I_SREG]++;
 	if (d->i.mnemonic == ZYDIS_MNEMONIC_POP) {
-		int s = sreg_of(d->op[0].reg.value);
+		int s = emu_sreg_of(d->op[0].reg.value);
 		uint32_t esp = gr(BT_ESP), m = (rt.cpu->seg[BT_SS].attr & BT_SEG_DB) ? ~0u : 0xffff;
 		uint32_t v = 0;
 
-		if (mem_rw(BT_SS, esp & m, &v, (uint32_t)opsize, false, f) ||
+		if (emu_mem_rw(BT_SS, esp & m, &v, (uint32_t)opsize, false, f) ||
 		    seg_load(s, (uint16_t)v, f))
 			return -1;
 		set_gr(BT_ESP, (esp & ~m) | ((esp + (uint32_t)opsize) & m));
-		next(d);
+		emu_next(d);
 		return 0;
 	}
 	static const struct { ZydisMnemonic m; int sreg; } lxs[] = {
@@ -584,14 +582,14 @@ static int emu_sreg_load(const struct insn *d, struct bt_fault *f)
 		if (lxs[i].m != d->i.mnemonic)
 			continue;
 		const ZydisDecodedOperand *o = &d->op[1];
-		uint32_t a = ea(d, o);
-		int s = sreg_of(o->mem.segment);
+		uint32_t a = emu_ea(d, o);
+		int s = emu_sreg_of(o->mem.segment);
 
-		if (mem_rw(s, a, &off, (uint32_t)opsize, false, f) ||
-		    mem_rw(s, a + (uint32_t)opsize, &sel, 2, false, f) || seg_load(lxs[i].sreg, sel, f))
+		if (emu_mem_rw(s, a, &off, (uint32_t)opsize, false, f) ||
+		    emu_mem_rw(s, a + (uint32_t)opsize, &sel, 2, false, f) || seg_load(lxs[i].sreg, sel, f))
 			return -1;
-		reg_write(d->op[0].reg.value, off);
-		next(d);
+		emu_reg_write(d->op[0].reg.value, off);
+		emu_next(d);
 		return 0;
 	}
 	return 1;
@@ -616,7 +614,7 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 			return FAULT(f, EXC_GP, 0);
 		rt.st->insn[sti ? BT_I_STI : BT_I_CLI]++;
 		vcpu_set_eflags(sti ? FL_IF : 0, FL_IF);
-		next(d);
+		emu_next(d);
 		if (sti && !was)
 			vcpu_shadow();
 		return 0;
@@ -636,8 +634,24 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 		return vcpu_iret(d->i.mnemonic == ZYDIS_MNEMONIC_IRET ? 2 : 4, f);
 	case ZYDIS_MNEMONIC_INT:
 		rt.st->insn[BT_I_INT]++;
-		next(d);
+		emu_next(d);
 		vcpu_interrupt((uint8_t)d->op[0].imm.value.u, true);
+		return 0;
+	case ZYDIS_MNEMONIC_INT3:
+		rt.st->insn[BT_I_INT]++;
+		emu_next(d);
+		vcpu_interrupt(EXC_BP, true);
+		return 0;
+	case ZYDIS_MNEMONIC_INTO:
+		rt.st->insn[BT_I_INT]++;
+		emu_next(d);
+		if (vcpu_eflags() & 0x800)
+			vcpu_interrupt(EXC_OF, true);
+		return 0;
+	case ZYDIS_MNEMONIC_INT1: /* ICEBP: a #DB trap without the gate's DPL check */
+		rt.st->insn[BT_I_INT]++;
+		emu_next(d);
+		vcpu_raise(EXC_DB, false, 0);
 		return 0;
 	default:
 		break;
@@ -648,7 +662,7 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 	    (d->i.mnemonic == ZYDIS_MNEMONIC_JMP || d->i.mnemonic == ZYDIS_MNEMONIC_CALL ||
 	     d->i.mnemonic == ZYDIS_MNEMONIC_RET))
 		return emu_far(d, f);
-	if ((d->i.mnemonic == ZYDIS_MNEMONIC_POP && sreg_of(d->op[0].reg.value) >= 0) ||
+	if ((d->i.mnemonic == ZYDIS_MNEMONIC_POP && emu_sreg_of(d->op[0].reg.value) >= 0) ||
 	    d->i.mnemonic == ZYDIS_MNEMONIC_LDS || d->i.mnemonic == ZYDIS_MNEMONIC_LES ||
 	    d->i.mnemonic == ZYDIS_MNEMONIC_LFS || d->i.mnemonic == ZYDIS_MNEMONIC_LGS ||
 	    d->i.mnemonic == ZYDIS_MNEMONIC_LSS)
@@ -676,7 +690,7 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 		rt.st->insn[BT_I_OTHER]++;
 		set_gr(BT_EAX, 0); /* no performance counters are virtualized */
 		set_gr(BT_EDX, 0);
-		next(d);
+		emu_next(d);
 		return 0;
 	default:
 		return 1;
@@ -684,7 +698,7 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 	switch (d->i.mnemonic) {
 	case ZYDIS_MNEMONIC_HLT:
 		rt.st->insn[BT_I_HLT]++;
-		next(d);
+		emu_next(d);
 		vcpu_halt();
 		return 0;
 	case ZYDIS_MNEMONIC_LGDT:
@@ -696,8 +710,8 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 
 		if (o->type != ZYDIS_OPERAND_TYPE_MEMORY)
 			return FAULT(f, EXC_UD, 0);
-		if (mem_rw(sreg_of(o->mem.segment), ea(d, o), &limit, 2, false, f) ||
-		    mem_rw(sreg_of(o->mem.segment), ea(d, o) + 2, &base, 4, false, f))
+		if (emu_mem_rw(emu_sreg_of(o->mem.segment), emu_ea(d, o), &limit, 2, false, f) ||
+		    emu_mem_rw(emu_sreg_of(o->mem.segment), emu_ea(d, o) + 2, &base, 4, false, f))
 			return -1;
 		if (d->i.operand_width == 16)
 			base &= 0xffffff;
@@ -716,7 +730,7 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 		bool tr = d->i.mnemonic == ZYDIS_MNEMONIC_LTR;
 
 		rt.st->insn[tr ? BT_I_LTR : BT_I_LLDT]++;
-		if (sel_operand(d, 0, &sel, f) || load_system(tr, sel, f))
+		if (emu_sel_operand(d, 0, &sel, f) || load_system(tr, sel, f))
 			return -1;
 		break;
 	}
@@ -726,7 +740,7 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 		break;
 	case ZYDIS_MNEMONIC_LMSW:
 		rt.st->insn[BT_I_LMSW]++;
-		if (op_read(d, 0, &v, f))
+		if (emu_op_read(d, 0, &v, f))
 			return -1;
 		/* PE can be set but not cleared; MP, EM, TS are loaded */
 		if (write_cr(0, (c->cr0 & ~0xeu) | (v & 0xf) | (c->cr0 & CR0_PE), f))
@@ -734,7 +748,7 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 		break;
 	case ZYDIS_MNEMONIC_INVLPG:
 		rt.st->insn[BT_I_INVLPG]++;
-		mmu_invlpg(seg_lin(sreg_of(d->op[0].mem.segment), ea(d, &d->op[0])));
+		mmu_invlpg(seg_lin(emu_sreg_of(d->op[0].mem.segment), emu_ea(d, &d->op[0])));
 		break;
 	case ZYDIS_MNEMONIC_RDMSR:
 		rt.st->insn[BT_I_RDMSR]++;
@@ -752,7 +766,7 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 		rt.st->insn[BT_I_WBINVD]++;
 		break;
 	}
-	next(d);
+	emu_next(d);
 	return 0;
 }
 
@@ -763,7 +777,7 @@ void emu_gp(uint32_t err)
 	struct bt_fault f = { .vec = -1 };
 	int r;
 
-	if (decode(&d, &f)) {
+	if (emu_decode(&d, &f)) {
 		vcpu_exception(&f);
 		return;
 	}
@@ -780,6 +794,33 @@ void emu_gp(uint32_t err)
 		vcpu_exception(&f);
 }
 
+/* A callout from translated code: emulate the guest instruction at EIP, whatever it is. */
+void emu_insn(void)
+{
+	struct insn d;
+	struct bt_fault f = { .vec = -1 };
+	int r;
+
+	if (emu_decode(&d, &f)) {
+		vcpu_exception(&f);
+		return;
+	}
+	r = emu_system(&d, &f);
+	if (r == 1)
+		r = emu_sensitive(&d, &f);
+	if (r == 1)
+		r = emu_memory(&d, &f);
+	if (r == 1) {
+		char name[32];
+
+		rt_snprintf(name, sizeof(name), "%s", ZydisMnemonicGetString(d.i.mnemonic));
+		rt_fatal(BT_EXIT_FAULT, "bt: the runtime cannot emulate %s at %#x (a translator callout)",
+			 name, g_eip());
+	}
+	if (r < 0)
+		vcpu_exception(&f);
+}
+
 /* A host #PF on guest-physical memory that is not RAM (MMIO), or page 0 we could not map. */
 void emu_mem_fault(uint64_t pa)
 {
@@ -788,7 +829,7 @@ void emu_mem_fault(uint64_t pa)
 	int r;
 
 	(void)pa;
-	if (decode(&d, &f)) {
+	if (emu_decode(&d, &f)) {
 		vcpu_exception(&f);
 		return;
 	}
@@ -829,7 +870,7 @@ void emu_syscall(int arch, int nr)
 
 	rt.st->insn[BT_I_SYSCALL]++;
 	if (arch == (int)AUDIT_ARCH_I386)
-		vmem_read(seg_lin(BT_CS, eip - 2), b, 2, cpl_acc(), &f);
+		vmem_read(seg_lin(BT_CS, eip - 2), b, 2, emu_cpl_acc(), &f);
 	if (b[0] == 0xcd && b[1] == 0x80) {
 		vcpu_interrupt(0x80, true);
 		return;

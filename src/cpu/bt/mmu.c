@@ -26,6 +26,14 @@
  * on them as it would on real hardware.
  */
 static uint64_t map_bits[NWORDS], w_bits[NWORDS], glob_bits[NWORDS], sup_bits[NWORDS];
+static uint32_t vpage_pa[NPAGES]; /* the guest-physical page each mapped virtual page shows */
+/*
+ * Guest-physical pages that hold translated code: every shadow mapping of
+ * them is read-only, so a guest write faults and drops the translations
+ * (self-modifying code, Intel SDM vol. 3 §11.6).
+ */
+#define CODE_PAGES ((3ull << 30) >> 12)
+static uint64_t code_bits[CODE_PAGES / 64];
 static uint16_t region_pages[NREGIONS];
 static uint8_t region_big[NREGIONS]; /* mapped as one 4 MiB page */
 static unsigned nr_maps;
@@ -52,6 +60,30 @@ void *mmu_phys(uint64_t pa, uint32_t len)
 	if (pa >= rt.ram_size || len > rt.ram_size - pa)
 		return NULL;
 	return rt.ram + pa;
+}
+
+bool mmu_is_code(uint64_t pa)
+{
+	uint64_t pg = pa >> 12;
+
+	return pg < CODE_PAGES && (code_bits[pg / 64] >> (pg % 64) & 1);
+}
+
+/* A write to a page with translations: drop them (the page is data again until retranslated). */
+static void smc(uint64_t pa)
+{
+	uint64_t pg = pa >> 12;
+
+	code_bits[pg / 64] &= ~(1ull << (pg % 64));
+	rt.st->smc_writes++;
+	tcrun_code_written(pa & ~0xfffull);
+}
+
+/* The runtime writes guest RAM at pa: translations of that page go first. */
+void mmu_note_write(uint64_t pa)
+{
+	if (mmu_is_code(pa))
+		smc(pa);
 }
 
 static uint32_t phys_read32(uint64_t pa)
@@ -140,6 +172,23 @@ int mmu_translate(uint32_t la, unsigned acc, uint64_t *pa, struct bt_fault *f)
 	return 0;
 }
 
+/* An instruction fetch for the translator: also says whether the page is global. */
+int mmu_fetch(uint32_t la, unsigned acc, uint64_t *pa, bool *global, struct bt_fault *f)
+{
+	struct walk w;
+
+	*global = false;
+	if (!(rt.cpu->cr0 & CR0_PG)) {
+		*pa = la;
+		return 0;
+	}
+	if (walk(la, acc, &w, f))
+		return -1;
+	*pa = w.pa;
+	*global = w.global;
+	return 0;
+}
+
 /* The runtime's accesses to guest-linear memory, page by page. Non-RAM reads as ones. */
 static int vmem_rw(uint32_t la, void *buf, uint32_t len, unsigned acc, struct bt_fault *f)
 {
@@ -156,6 +205,8 @@ static int vmem_rw(uint32_t la, void *buf, uint32_t len, unsigned acc, struct bt
 			return -1;
 		p = mmu_phys(pa, n);
 		if (acc & ACC_W) {
+			if (p && mmu_is_code(pa))
+				smc(pa);
 			if (p)
 				memcpy(p, b, n);
 		} else {
@@ -290,6 +341,7 @@ void mmu_invlpg(uint32_t la)
 	uint32_t pg = la >> 12, r = la >> 22;
 
 	rt.st->invlpg++;
+	tcrun_invlpg(la);
 	if (la >= BT_TOP || identity)
 		return;
 	if (region_big[r]) {
@@ -298,6 +350,39 @@ void mmu_invlpg(uint32_t la)
 	}
 	if (bit(map_bits, pg))
 		forget(pg, 1);
+}
+
+static void write_protect(uint32_t pg, uint32_t n)
+{
+	sys_or_die((long)rt_syscall(SYS_mprotect, (uint64_t)pg << 12, (uint64_t)n << 12,
+				    PROT_READ | PROT_EXEC, 0, 0),
+		   "mprotect", pg << 12);
+}
+
+/* The translator made its first block on guest-physical page gpa: protect every mapping of it. */
+void mmu_code_page(uint64_t gpa)
+{
+	uint64_t pg = gpa >> 12;
+
+	if (pg >= CODE_PAGES)
+		return;
+	code_bits[pg / 64] |= 1ull << (pg % 64);
+	if (identity) {
+		if (gpa < BT_TOP && (gpa || rt.page0))
+			write_protect((uint32_t)pg, 1);
+		return;
+	}
+	for (uint32_t r = 0; r < NREGIONS; r++) {
+		if (!region_pages[r])
+			continue;
+		for (uint32_t v = r << 10; v < (r + 1) << 10; v++) {
+			if (vpage_pa[v] != pg || !bit(map_bits, v) || !bit(w_bits, v))
+				continue;
+			set_bits(w_bits, v, 1, false);
+			if (!(hidden && bit(sup_bits, v)))
+				write_protect(v, 1);
+		}
+	}
 }
 
 static int prot_of(uint32_t pg)
@@ -334,7 +419,8 @@ void mmu_cpl_changed(unsigned old_cpl)
 {
 	bool want = rt.cpu->cpl == 3 && (rt.cpu->cr0 & CR0_PG);
 
-	(void)old_cpl;
+	if ((old_cpl == 3) != (rt.cpu->cpl == 3))
+		tcrun_top_visible(rt.cpu->cpl != 3);
 	if (want == hidden)
 		return;
 	for_runs(sup_bits, true, want ? hide : unhide);
@@ -345,6 +431,8 @@ void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4)
 {
 	struct bt_vcpu *c = rt.cpu;
 
+	if ((old_cr0 ^ c->cr0) & CR0_PG || (old_cr4 ^ c->cr4) & (CR4_PSE | CR4_PGE))
+		tcrun_paging_changed();
 	if ((old_cr0 ^ c->cr0) & (CR0_PG | CR0_WP) || (old_cr4 ^ c->cr4) & (CR4_PSE | CR4_PGE)) {
 		mmu_flush(false);
 		hidden = false;
@@ -371,12 +459,21 @@ static void map_pages(uint32_t vpg, uint64_t pa, uint32_t n, bool write, bool gl
 	set_bits(w_bits, vpg, n, write);
 	set_bits(glob_bits, vpg, n, global);
 	set_bits(sup_bits, vpg, n, sup);
+	for (uint32_t i = 0; i < n; i++) {
+		vpage_pa[vpg + i] = (uint32_t)((pa >> 12) + i);
+		if (write && mmu_is_code(pa + ((uint64_t)i << 12))) {
+			set_bits(w_bits, vpg + i, 1, false);
+			write_protect(vpg + i, 1);
+		}
+	}
 }
 
 /*
  * A host page fault at la while the guest ran. 0: the shadow now maps it,
- * retry. -1: a guest #PF in *f. 1: la is not RAM (MMIO, or page 0 we may not
- * map): *mmio_pa is the guest-physical address to emulate the access against.
+ * retry. 2: the same, and the write dropped translations of that page (the
+ * writer may be running one). -1: a guest #PF in *f. 1: la is not RAM (MMIO,
+ * or page 0 we may not map): *mmio_pa is the guest-physical address to
+ * emulate the access against.
  */
 int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio_pa)
 {
@@ -387,6 +484,13 @@ int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio
 	uint64_t pa;
 
 	if (!(c->cr0 & CR0_PG)) {
+		if (write && mmu_phys(la, 1) && mmu_is_code(la) && (la >= 4096 || rt.page0)) {
+			smc(la);
+			sys_or_die((long)rt_syscall(SYS_mprotect, la & ~0xfffu, 4096,
+						    PROT_READ | PROT_WRITE | PROT_EXEC, 0, 0),
+				   "mprotect", la);
+			return 2;
+		}
 		*mmio_pa = la;
 		return 1; /* identity-mapped RAM never faults: this is not RAM, or page 0 */
 	}
@@ -397,6 +501,10 @@ int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio
 		*mmio_pa = pa;
 		return 1;
 	}
+	bool was_code = write && mmu_is_code(pa);
+
+	if (was_code)
+		smc(pa);
 	/* Rights for this CPL; writable only once D is set (this access sets it if a write). */
 	bool can_write = user ? w.write : (w.write || !(c->cr0 & CR0_WP));
 	bool dirty_ok = write || !w.write; /* a read of a writable page maps it read-only */
@@ -416,13 +524,13 @@ int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio
 			region_big[vpg >> 10] = 1;
 			if (write)
 				phys_or32((c->cr3 & 0xfffff000u) + (la >> 22) * 4, 0x40);
-			return 0;
+			return was_code ? 2 : 0;
 		}
 	}
 	if (region_big[la >> 22])
 		forget((la >> 22) << 10, 1024);
 	map_pages(la >> 12, pa & ~0xfffull, 1, map_w, w.global, sup);
-	return 0;
+	return was_code ? 2 : 0;
 }
 
 int mmu_init(void)

@@ -93,6 +93,7 @@ void rt_exit_wait(uint32_t kind)
 
 	if (rt.uc)
 		vcpu_snapshot();
+	tcrun_stats();
 	sh->exit.kind = kind;
 	rt.st->exits++;
 	__atomic_store_n(&sh->turn, BT_TURN_PARENT, __ATOMIC_SEQ_CST);
@@ -179,7 +180,7 @@ static void debug_trap(siginfo_t *si)
 	vcpu_raise(EXC_DB, false, 0);
 }
 
-static void dispatch(int sig, siginfo_t *si)
+static void dispatch(int sig, siginfo_t *si, bool from_tc)
 {
 	greg_t *g = rt.uc->uc_mcontext.gregs;
 	unsigned trapno = (unsigned)g[REG_TRAPNO];
@@ -198,7 +199,8 @@ static void dispatch(int sig, siginfo_t *si)
 	}
 	if (cs == 0x33 || (!(cs & 4) && cs != 0x23))
 		escape(sig, si);
-	if (!seg_sync_from_real())
+	/* translated code loads no segment register natively: only direct code can */
+	if (!from_tc && !seg_sync_from_real())
 		return;
 	switch (sig) {
 	case SIGSEGV:
@@ -212,7 +214,7 @@ static void dispatch(int sig, siginfo_t *si)
 			r = mmu_fault((uint32_t)g[REG_CR2], err, &f, &pa);
 			if (r < 0)
 				vcpu_exception(&f);
-			else if (r > 0)
+			else if (r == 1)
 				emu_mem_fault(pa);
 			return;
 		case EXC_TS:
@@ -292,11 +294,16 @@ void rt_signal(int sig, siginfo_t *si, ucontext_t *uc)
 			rt_fatal(BT_EXIT_FAULT, "bt: signal %d in the runtime's set-up", sig);
 		first_entry();
 	} else {
+		bool from_tc = tcrun_in_tc((uint32_t)uc->uc_mcontext.gregs[REG_RIP]);
+
 		rt.st->tsc_guest += t0 - rt.tsc_mark;
-		dispatch(sig, si);
+		if (!from_tc || !tcrun_entry(sig, si))
+			dispatch(sig, si, from_tc);
 	}
-	vcpu_check_irq();
+	if (!tcrun_resuming())
+		vcpu_check_irq();
 	seg_apply();
+	tcrun_resume();
 	t1 = rt_rdtsc();
 	rt.st->tsc_runtime += (t1 - t0) - (rt.st->tsc_wait - w0);
 	rt.tsc_mark = t1;

@@ -174,6 +174,7 @@ void vcpu_check_irq(void);
 void vcpu_resumed(void);
 int vcpu_io_allowed(uint16_t port, unsigned size, struct bt_fault *f);
 void vcpu_snapshot(void);
+bool vcpu_irq_waiting(void); /* an interrupt waits for IF=1 */
 void vcpu_shadow(void); /* STI just set IF: the next instruction runs before any interrupt */
 
 /* segments.c: descriptors and their mirrors in the child's LDT */
@@ -205,6 +206,26 @@ void mmu_flush(bool keep_global);
 void mmu_invlpg(uint32_t la);
 void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4);
 void mmu_cpl_changed(unsigned old_cpl);
+int mmu_fetch(uint32_t la, unsigned acc, uint64_t *pa, bool *global, struct bt_fault *f);
+bool mmu_is_code(uint64_t pa);
+void mmu_note_write(uint64_t pa);
+void mmu_code_page(uint64_t gpa);
+
+/* tcrun.c: running guest ring-0 code translated */
+int tcrun_init(void);
+bool tcrun_active(void);	       /* the guest resumes in the translation cache */
+bool tcrun_in_tc(uint32_t rip);
+bool tcrun_entry(int sig, siginfo_t *si); /* a signal from translated code; true: handled */
+void tcrun_resume(void);	       /* at the end of a handler: where the guest continues */
+bool tcrun_resuming(void);	       /* ... in the TC where it stopped, state untouched */
+void tcrun_stats(void);
+void tcrun_code_written(uint64_t gpa_page);
+void tcrun_top_visible(bool visible);
+void tcrun_paging_changed(void);       /* CR0.PG/WP, CR4.PSE/PGE: translations are void */
+void tcrun_cr3_loaded(void);
+void tcrun_invlpg(uint32_t la);
+uint16_t tcrun_gs_sel(void);
+extern bool rt_translate; /* run guest ring 0 translated (else trap-and-emulate only) */
 
 /* emulate.c: trap-and-emulate */
 void emu_gp(uint32_t err);
@@ -214,6 +235,7 @@ void emu_init(void);
 int emu_rdmsr(uint32_t idx, uint64_t *v);
 int emu_wrmsr(uint32_t idx, uint64_t v);
 void emu_mem_fault(uint64_t mmio_pa);
+void emu_insn(void);
 int emu_fetch(uint8_t *buf, uint32_t *len, struct bt_fault *f);
 void emu_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4]);
 

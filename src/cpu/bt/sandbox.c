@@ -211,6 +211,10 @@ static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t pare
 	emu_init();
 	if (seg_init() || mmu_init())
 		child_fail(sh, "bt: cannot set up the guest's segments and memory");
+	rt_translate = sh->translate;
+	int terr = tcrun_init();
+	if (terr)
+		child_fail(sh, "bt: cannot set up the translation cache: %s", strerror(-terr));
 	if (sigaltstack(&ss, NULL))
 		child_fail(sh, "bt: sigaltstack: %s", strerror(errno));
 	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)

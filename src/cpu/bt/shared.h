@@ -126,6 +126,12 @@ struct bt_counters {
 	uint64_t shadow_faults;	  /* #PF the shadow MMU resolved (mapped a page) */
 	uint64_t shadow_flushes;  /* whole-shadow flushes (CR3 loads, CR0/CR4 changes) */
 	uint64_t invlpg;
+	uint64_t smc_writes;	  /* guest writes that hit a page with translated code */
+	uint64_t callout[8];	  /* callouts from translated code, by enum bt_site_kind */
+	uint64_t callout_action[32]; /* BT_SITE_EMULATE callouts, by enum bt_action */
+	uint64_t tc_invalidated;  /* translated blocks dropped (writes, INVLPG, CR3) */
+	uint64_t tc_blocks, tc_insns, tc_lookups, tc_lookup_hits, tc_chains, tc_flushes;
+	uint64_t tc_used, tc_translate_tsc;
 	uint64_t ring_switches;	  /* CPL 0 <-> 3 transitions */
 	uint64_t seg_repairs;	  /* host selectors the guest loaded natively, repaired */
 	uint64_t ldt_writes;	  /* modify_ldt calls */
@@ -144,6 +150,7 @@ struct bt_shared {
 	struct bt_resume resume;	  /* monitor -> child */
 	uint32_t kick_pending;		  /* the monitor sent a kick the child has not seen */
 	uint32_t in_runtime;		  /* the child is in its runtime, not in guest code */
+	uint32_t translate;		  /* set by the monitor: run ring 0 translated */
 	char msg[BT_MSG_SIZE];		  /* FAULT, ESCAPE: one line, NUL-terminated */
 	_Alignas(64) struct bt_vcpu vcpu;
 	struct bt_counters stats;

@@ -528,6 +528,11 @@ void vcpu_resumed(void)
 		pending_vector = v;
 }
 
+bool vcpu_irq_waiting(void)
+{
+	return pending_vector >= 0 || rt.cpu->irq_pending;
+}
+
 void vcpu_shadow(void)
 {
 	rt.cpu->intr_shadow = 1;

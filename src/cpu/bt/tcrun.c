@@ -1,0 +1,457 @@
+/*
+ * Guest ring-0 code runs translated (VMware's BT, Adams & Agesen 2006): the
+ * translator (translate.h) copies it block by block into the translation
+ * cache in the top region, with the sensitive instructions replaced by inline
+ * code on the state page (%gs) or by int3 callouts into this runtime. Here:
+ * the top region, the callbacks the translator needs, what a signal from
+ * translated code means, and where the guest resumes. Guest ring-3 code runs
+ * directly. docs/bt.md.
+ *
+ *   BT_TOP           state page (%gs base): vif, vflags, irq_pending, sel[6], scratch
+ *   BT_TOP + 4 KiB   translation cache (the inline lookup table first), read/execute
+ */
+#include <asm/ldt.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define TC_GUEST (BT_TOP + 4096u)
+#define TC_SIZE (BT_TOP_SIZE - 4096u)
+#define TC_CS 0x23	/* the host's flat 32-bit code segment: the TC lies past every guest limit */
+#define STATE_SEL 0x07	/* LDT slot 0 (a guest's null selector never uses it) */
+#define ST_VIF 0
+#define ST_VFLAGS 4
+#define ST_PENDING 8
+#define ST_SEL 16
+#define ST_SCRATCH 64
+#define ST_SITE 96
+#define ST_FAR 100
+#define NPAGES (BT_TOP >> 12)
+
+bool rt_translate;
+
+static struct {
+	uint8_t *state;	    /* the state page through the runtime's writable alias */
+	uint32_t resume_tc; /* resume here, the guest state untouched */
+	uint32_t hint_eip, hint_tc, hint_gen; /* an EMULATE callout's fall-through */
+	bool stepping;	    /* TF: step to an exact site, then deliver an interrupt */
+	uint64_t nonglobal[NPAGES / 64]; /* linear pages translated through non-global PTEs */
+	unsigned n_nonglobal;
+} tr;
+
+static volatile uint32_t *st32(unsigned off)
+{
+	return (volatile uint32_t *)(tr.state + off);
+}
+
+bool tcrun_in_tc(uint32_t rip)
+{
+	return rt.tc && rip - TC_GUEST < TC_SIZE;
+}
+
+static struct bt_mode cur_mode(void)
+{
+	const struct bt_vcpu *c = rt.cpu;
+
+	return (struct bt_mode){
+		.cs_base = c->seg[BT_CS].base,
+		.flags = (c->cpl & BT_MODE_CPL) | ((c->seg[BT_CS].attr & BT_SEG_DB) ? BT_MODE_CS32 : 0) |
+			 ((c->seg[BT_SS].attr & BT_SEG_DB) ? BT_MODE_SS32 : 0),
+	};
+}
+
+bool tcrun_active(void)
+{
+	struct bt_mode m = cur_mode();
+
+	return rt.tc && rt.cpu->cpl == 0 && (m.flags & BT_MODE_CS32) && (m.flags & BT_MODE_SS32);
+}
+
+/* The translator reads guest code through the guest's CS limit and paging. */
+static int fetch(void *ctx, uint32_t la, void *buf, uint32_t len, uint64_t *gpa)
+{
+	const struct bt_vcpu *c = rt.cpu;
+	uint32_t eip = la - c->seg[BT_CS].base;
+	struct bt_fault f;
+	uint64_t pa;
+	bool global;
+	void *p;
+
+	(void)ctx;
+	if (la >= BT_TOP || eip > c->seg[BT_CS].limit || len - 1 > c->seg[BT_CS].limit - eip)
+		return -EFAULT;
+	if (mmu_fetch(la, c->cpl == 3 ? ACC_U : 0, &pa, &global, &f))
+		return -EFAULT;
+	p = mmu_phys(pa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(buf, p, len);
+	*gpa = pa;
+	if (!global && (c->cr0 & CR0_PG) && !(tr.nonglobal[la >> 18] >> ((la >> 12) % 64) & 1)) {
+		tr.nonglobal[la >> 18] |= 1ull << ((la >> 12) % 64);
+		tr.n_nonglobal++;
+	}
+	return 0;
+}
+
+static void code_page(void *ctx, uint64_t gpa)
+{
+	(void)ctx;
+	mmu_code_page(gpa);
+}
+
+int tcrun_init(void)
+{
+	struct user_desc u = { .entry_number = STATE_SEL >> 3, .base_addr = BT_TOP,
+		.limit = (BT_TOP_SIZE >> 12) - 1, .seg_32bit = 1, .limit_in_pages = 1 };
+	void *top, *alias;
+	int err;
+
+	if (!rt_translate)
+		return 0;
+	top = mmap((void *)(uintptr_t)BT_TOP, BT_TOP_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (top == MAP_FAILED)
+		return -errno;
+	/* a second mapping of the same pages, where the runtime writes the TC */
+	alias = mremap(top, 0, BT_TOP_SIZE, MREMAP_MAYMOVE);
+	if (alias == MAP_FAILED)
+		return -errno;
+	if (mprotect((void *)(uintptr_t)TC_GUEST, TC_SIZE, PROT_READ | PROT_EXEC))
+		return -errno;
+	tr.state = alias;
+	struct bt_config cfg = {
+		.tc_mem = (uint8_t *)alias + 4096,
+		.tc_guest = TC_GUEST,
+		.tc_size = TC_SIZE,
+		.gs_base = BT_TOP,
+		.state = { .vif = ST_VIF, .vflags = ST_VFLAGS, .irq_pending = ST_PENDING,
+			   .sel = ST_SEL, .scratch = ST_SCRATCH, .callout_site = ST_SITE,
+			   .callout_far = ST_FAR },
+		.callout = BT_CALLOUT_INT3,
+		.fetch = fetch,
+		.code_page = code_page,
+	};
+	err = tc_init(&rt.tc, &cfg);
+	if (err)
+		return err;
+	if (syscall(SYS_modify_ldt, 1, &u, sizeof(u)))
+		return -errno;
+	return 0;
+}
+
+void tcrun_top_visible(bool visible)
+{
+	if (!rt.tc)
+		return;
+	rt_syscall(SYS_mprotect, BT_TOP, 4096, visible ? PROT_READ | PROT_WRITE : PROT_NONE, 0, 0);
+	rt_syscall(SYS_mprotect, TC_GUEST, TC_SIZE, visible ? PROT_READ | PROT_EXEC : PROT_NONE, 0,
+		   0);
+}
+
+/* What inline code may have changed: the virtual IF, IOPL and AC. */
+static void sync_from_state(void)
+{
+	struct bt_vcpu *c = rt.cpu;
+
+	c->eflags = (c->eflags & ~(FL_IF | FL_IOPL | FL_AC)) | (*st32(ST_VIF) & FL_IF) |
+		    (*st32(ST_VFLAGS) & (FL_IOPL | FL_AC));
+}
+
+static void sync_to_state(void)
+{
+	const struct bt_vcpu *c = rt.cpu;
+
+	*st32(ST_VIF) = c->eflags & FL_IF;
+	*st32(ST_VFLAGS) = c->eflags & (FL_IOPL | FL_AC);
+	*st32(ST_PENDING) = vcpu_irq_waiting() ? BT_VIF : 0;
+	for (int s = 0; s < BT_NSREG; s++)
+		*st32(ST_SEL + 4 * s) = c->seg[s].sel;
+}
+
+/* The guest state at an exact site: spilled registers back, EIP where the state stands. */
+static void convert(const struct bt_site *s)
+{
+	static const int reg[4] = { BT_EAX, BT_ECX, BT_EDX, BT_EBX };
+
+	for (int r = 0; r < 4; r++)
+		if (s->restore & (1u << r))
+			set_gr(reg[r], *st32(ST_SCRATCH + BT_SCRATCH_REG(r)));
+	set_eip(s->state_eip);
+	rt.uc->uc_mcontext.gregs[REG_CSGSFS] =
+		(greg_t)((uint64_t)rt.real[BT_CS] | (uint64_t)rt.real[BT_SS] << 48);
+}
+
+static void need_exact(const struct bt_site *s, int sig)
+{
+	if (!(s->flags & BT_SITE_EXACT) || s->kind == BT_SITE_INDIRECT)
+		rt_fatal(BT_EXIT_FAULT,
+			 "bt: signal %d inside translated code for guest EIP %#x where the guest "
+			 "state is not exact",
+			 sig, s->eip);
+	convert(s);
+}
+
+/* A translation that failed: the guest gets the fault its fetch would have raised. */
+static void translate_fault(int err, uint32_t fault_la)
+{
+	struct bt_fault f = { .vec = -1 };
+	uint64_t pa;
+
+	if (err == -EFAULT && mmu_translate(fault_la, rt.cpu->cpl == 3 ? ACC_U : 0, &pa, &f)) {
+		vcpu_exception(&f);
+		return;
+	}
+	if (err == -EILSEQ)
+		vcpu_raise(EXC_UD, false, 0);
+	else
+		vcpu_raise(EXC_GP, true, 0);
+}
+
+static void step(bool on)
+{
+	greg_t *g = rt.uc->uc_mcontext.gregs;
+
+	tr.stepping = on;
+	g[REG_EFL] = on ? g[REG_EFL] | FL_TF : g[REG_EFL] & ~(greg_t)FL_TF;
+}
+
+static bool callout(const struct bt_site *s, uint32_t at)
+{
+	const struct bt_stats *ts = tc_stats(rt.tc);
+	uint32_t tc_addr, fla;
+	uint64_t gen, dropped;
+	int r;
+
+	rt.st->callout[s->kind & 7]++;
+	switch (s->kind) {
+	case BT_SITE_CHAIN:
+		r = bt_chain(rt.tc, at, cur_mode(), &tc_addr, &fla);
+		if (!r) {
+			tr.resume_tc = tc_addr;
+			return true;
+		}
+		convert(s);
+		translate_fault(r, fla);
+		return true;
+	case BT_SITE_INDIRECT: {
+		uint32_t target = *st32(ST_SCRATCH + BT_SCRATCH_TARGET);
+		struct bt_site at_target = *s;
+
+		at_target.state_eip = target;
+		convert(&at_target);
+		r = bt_translate(rt.tc, target, cur_mode(), &tc_addr, &fla);
+		if (!r) {
+			tr.resume_tc = tc_addr;
+			return true;
+		}
+		translate_fault(r, fla);
+		return true;
+	}
+	case BT_SITE_IRQ_WINDOW:
+		convert(s);
+		return true;
+	case BT_SITE_EMULATE:
+		rt.st->callout_action[s->action & 31]++;
+		convert(s);
+		gen = ts->generation;
+		dropped = ts->invalidated;
+		emu_insn();
+		if (g_eip() == s->next_eip && s->resume_tc && ts->generation == gen &&
+		    ts->invalidated == dropped && tcrun_active()) {
+			tr.hint_eip = s->next_eip;
+			tr.hint_tc = s->resume_tc;
+			tr.hint_gen = (uint32_t)gen;
+		}
+		return true;
+	default:
+		rt_fatal(BT_EXIT_FAULT, "bt: an int3 in translated code at %#x that is no callout", at);
+	}
+}
+
+/*
+ * A signal while translated code ran. true: handled, the caller only
+ * finishes (resume). false: the guest state is exact now and the signal is
+ * to be handled as if guest code had raised it natively (dispatch).
+ */
+bool tcrun_entry(int sig, siginfo_t *si)
+{
+	greg_t *g = rt.uc->uc_mcontext.gregs;
+	uint32_t rip = (uint32_t)g[REG_RIP], trapno = (uint32_t)g[REG_TRAPNO];
+	bool int3 = sig == SIGTRAP && trapno == EXC_BP;
+	uint32_t at = int3 ? rip - 1 : rip;
+	struct bt_site s;
+	struct bt_fault f = { .vec = -1 };
+	uint64_t pa;
+	int r;
+
+	(void)si;
+	tr.resume_tc = 0;
+	sync_from_state();
+	if (tc_site_lookup(rt.tc, at, &s))
+		rt_fatal(BT_EXIT_FAULT, "bt: signal %d at TC address %#x, which no translation holds",
+			 sig, at);
+	if (int3) {
+		rt.st->trap[BT_TRAP_BP]++;
+		if (tr.stepping)
+			step(false); /* a callout is an exact site too */
+		return callout(&s, at);
+	}
+	if (sig == SIGTRAP && trapno == EXC_DB && tr.stepping) {
+		rt.st->trap[BT_TRAP_DB]++;
+		if (!(s.flags & BT_SITE_EXACT) || s.kind == BT_SITE_INDIRECT) {
+			tr.resume_tc = rip; /* step on */
+			return true;
+		}
+		step(false);
+		convert(&s);
+		return true;
+	}
+	if (sig == BT_SIGKICK) {
+		rt.st->trap[BT_TRAP_KICK]++;
+		__atomic_store_n(&rt.sh->kick_pending, 0, __ATOMIC_SEQ_CST);
+		rt.cpu->irq_pending = 1;
+		if (!(rt.cpu->eflags & FL_IF)) {
+			*st32(ST_PENDING) = BT_VIF; /* the next STI or POPF calls out */
+			tr.resume_tc = rip;
+			return true;
+		}
+		if ((s.flags & BT_SITE_EXACT) && s.kind != BT_SITE_INDIRECT &&
+		    !(s.flags & BT_SITE_STALE)) {
+			convert(&s);
+			return true;
+		}
+		step(true);
+		tr.resume_tc = rip;
+		return true;
+	}
+	if (sig == SIGSEGV && trapno == EXC_PF) {
+		rt.st->trap[BT_TRAP_PF]++;
+		r = mmu_fault((uint32_t)g[REG_CR2], (uint32_t)g[REG_ERR], &f, &pa);
+		if (r == 0 || r == 2) {
+			/* a shadow fill (or a write that dropped translations): run it again */
+			if (r == 2 && tc_site_lookup(rt.tc, at, &s) == 0 && (s.flags & BT_SITE_STALE))
+				step(true); /* out of the writer's stale block at the next exact site */
+			tr.resume_tc = rip;
+			return true;
+		}
+		need_exact(&s, sig);
+		if (r < 0)
+			vcpu_exception(&f);
+		else
+			emu_mem_fault(pa);
+		return true;
+	}
+	need_exact(&s, sig);
+	return false;
+}
+
+/* The handler resumes translated code where it stopped: no guest-visible state changed. */
+bool tcrun_resuming(void)
+{
+	return tr.resume_tc != 0;
+}
+
+/* At the end of every handler: resume in the TC (ring 0) or directly (ring 3). */
+void tcrun_resume(void)
+{
+	greg_t *g = rt.uc->uc_mcontext.gregs;
+	uint32_t tc_addr = tr.resume_tc, fla;
+
+	tr.resume_tc = 0;
+	if (!tcrun_active())
+		return;
+	for (int tries = 0; !tc_addr && tries < 8; tries++) {
+		uint32_t eip = g_eip();
+		int r;
+
+		if (tr.hint_tc && tr.hint_eip == eip &&
+		    tr.hint_gen == (uint32_t)tc_stats(rt.tc)->generation) {
+			tc_addr = tr.hint_tc;
+			break;
+		}
+		r = bt_translate(rt.tc, eip, cur_mode(), &tc_addr, &fla);
+		if (r == -EOPNOTSUPP)
+			return; /* not translatable here: run it directly */
+		if (r) {
+			tc_addr = 0;
+			translate_fault(r, fla);
+			if (!tcrun_active()) {
+				seg_apply();
+				return;
+			}
+		}
+	}
+	tr.hint_tc = 0;
+	if (!tc_addr)
+		rt_fatal(BT_EXIT_FAULT, "bt: no translation for guest EIP %#x after repeated faults",
+			 g_eip());
+	seg_apply();
+	sync_to_state();
+	g[REG_RIP] = tc_addr;
+	g[REG_CSGSFS] = (greg_t)((uint64_t)TC_CS | (uint64_t)rt.real[BT_SS] << 48);
+	rt_sel_out[3] = STATE_SEL;
+}
+
+void tcrun_code_written(uint64_t gpa_page)
+{
+	if (rt.tc)
+		rt.st->tc_invalidated += tc_invalidate_page(rt.tc, gpa_page);
+}
+
+void tcrun_paging_changed(void)
+{
+	if (!rt.tc)
+		return;
+	tc_flush(rt.tc);
+	memset(tr.nonglobal, 0, sizeof(tr.nonglobal));
+	tr.n_nonglobal = 0;
+	tr.hint_tc = 0;
+}
+
+/* A new address space keeps only what global pages held (SDM vol. 3 §4.10.4.1). */
+void tcrun_cr3_loaded(void)
+{
+	if (!rt.tc || !tr.n_nonglobal)
+		return;
+	for (uint32_t w = 0; w < NPAGES / 64; w++) {
+		while (tr.nonglobal[w]) {
+			unsigned b = (unsigned)__builtin_ctzll(tr.nonglobal[w]);
+
+			tr.nonglobal[w] &= tr.nonglobal[w] - 1;
+			rt.st->tc_invalidated += tc_invalidate_linear(rt.tc, (w * 64 + b) << 12);
+		}
+	}
+	tr.n_nonglobal = 0;
+	tr.hint_tc = 0;
+}
+
+void tcrun_invlpg(uint32_t la)
+{
+	if (!rt.tc)
+		return;
+	rt.st->tc_invalidated += tc_invalidate_linear(rt.tc, la);
+	tr.hint_tc = 0;
+}
+
+/* For --stats: the translator's counters, copied where the monitor can read them. */
+void tcrun_stats(void)
+{
+	const struct bt_stats *ts;
+
+	if (!rt.tc)
+		return;
+	ts = tc_stats(rt.tc);
+	rt.st->tc_blocks = ts->blocks;
+	rt.st->tc_insns = ts->insns;
+	rt.st->tc_lookups = ts->lookups;
+	rt.st->tc_lookup_hits = ts->lookup_hits;
+	rt.st->tc_chains = ts->chains;
+	rt.st->tc_flushes = ts->flushes;
+	rt.st->tc_used = ts->tc_used;
+	rt.st->tc_translate_tsc = ts->translate_tsc;
+}
