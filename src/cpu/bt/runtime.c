@@ -18,22 +18,37 @@
 
 struct rt rt;
 const int rt_greg[8] = { REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI };
-uint64_t rt_host_fsbase;
+uint64_t rt_host_fsbase, rt_entry_fsbase;
+/* The far callout's state (see rt_far_entry): its context, stack, and flags. */
+ucontext_t rt_far_uc;
+uint64_t rt_far_stack;
+volatile uint8_t rt_in_callout, rt_kick_deferred;
+extern char rt_far_check[], rt_far_again[];
+_Static_assert(offsetof(ucontext_t, uc_mcontext.gregs) == 40, "ucontext layout");
+_Static_assert(REG_RAX == 13 && REG_RSP == 15 && REG_RIP == 16 && REG_CSGSFS == 18 &&
+		       REG_TRAPNO == 20 && REG_RSI == 9,
+	       "gregs layout");
 
 /*
  * rt_entry: every signal handler. rt_restorer: our sa_restorer (glibc's would
  * make its rt_sigreturn from an address the seccomp filter does not allow).
- * rt_syscall: the runtime's only other system-call instruction.
+ * rt_syscall6: the runtime's only other system-call instruction. When
+ * rt_signal returns non-zero the signal interrupted the runtime itself (a
+ * far callout, below): the segment registers stay and the FS base is put back.
  */
 __asm__(".text\n"
 	".globl rt_entry\n"
 	".type rt_entry, @function\n"
 	"rt_entry:\n\t"
+	"rdfsbase %rax\n\t"
+	"movq %rax, rt_entry_fsbase(%rip)\n\t"
 	"movq rt_host_fsbase(%rip), %rax\n\t"
 	"wrfsbase %rax\n\t"
 	"subq $8, %rsp\n\t"
 	"call rt_signal\n\t"
 	"addq $8, %rsp\n\t"
+	"testl %eax, %eax\n\t"
+	"jnz 1f\n\t"
 	"movw rt_sel_out+0(%rip), %ax\n\t"
 	"movw %ax, %ds\n\t"
 	"movw rt_sel_out+2(%rip), %ax\n\t"
@@ -42,6 +57,9 @@ __asm__(".text\n"
 	"movw %ax, %fs\n\t"
 	"movw rt_sel_out+6(%rip), %ax\n\t"
 	"movw %ax, %gs\n\t"
+	"ret\n"
+	"1:\tmovq rt_entry_fsbase(%rip), %rax\n\t"
+	"wrfsbase %rax\n\t"
 	"ret\n"
 	".size rt_entry, .-rt_entry\n"
 	".globl rt_restorer\n"
@@ -68,6 +86,114 @@ __asm__(".text\n"
 	"ret\n"
 	".size rt_syscall6, .-rt_syscall6\n");
 
+/*
+ * The fast callout (BT_CALLOUT_FARJMP): translated code does
+ * `movl $site, %gs:callout_site; ljmp *%gs:callout_far`, which lands in a
+ * trampoline in the top region (tcrun.c: it saves RAX on the state page and
+ * jumps here), in 64-bit mode at host CPL 3 — no kernel entry at all. This
+ * builds the same ucontext a signal would (rt_far_uc, as an int3 after the
+ * site), runs the same handler, and returns with IRETQ. A kick that arrives
+ * meanwhile is deferred (rt_signal) and taken before the IRETQ; the check
+ * and the IRETQ form a window a kick rewinds to the check (like rseq).
+ * Offsets: glibc's ucontext_t has gregs at 40, gregs[i] at 40 + 8 * i.
+ */
+#define G_(i) #i
+#define G(i) G_(i)
+#define GR8 40
+#define GRDI 104
+#define GRBP 120
+#define GRBX 128
+#define GRDX 136
+#define GRAX 144
+#define GRCX 152
+#define GRSP 160
+#define GRIP 168
+#define GEFL 176
+#define GCSGSFS 184
+#define GERR 192
+#define GTRAPNO 200
+#define GSAVE(r, off) "movq %" #r ", rt_far_uc+" G(off) "(%rip)\n\t"
+#define GLOAD(r, off) "movq rt_far_uc+" G(off) "(%rip), %" #r "\n\t"
+#define SAVE_GPRS                                                                                  \
+	GSAVE(rbx, GRBX) GSAVE(rcx, GRCX) GSAVE(rdx, GRDX) GSAVE(rsi, 112) GSAVE(rdi, GRDI)        \
+	GSAVE(rbp, GRBP) GSAVE(r8, 40) GSAVE(r9, 48) GSAVE(r10, 56) GSAVE(r11, 64) GSAVE(r12, 72)  \
+	GSAVE(r13, 80) GSAVE(r14, 88) GSAVE(r15, 96)
+#define LOAD_GPRS                                                                                  \
+	GLOAD(rbx, GRBX) GLOAD(rcx, GRCX) GLOAD(rdx, GRDX) GLOAD(rsi, 112) GLOAD(rdi, GRDI)        \
+	GLOAD(rbp, GRBP) GLOAD(r8, 40) GLOAD(r9, 48) GLOAD(r10, 56) GLOAD(r11, 64) GLOAD(r12, 72)  \
+	GLOAD(r13, 80) GLOAD(r14, 88) GLOAD(r15, 96) GLOAD(rax, GRAX)
+
+__asm__(".text\n"
+	".globl rt_far_entry\n"
+	".type rt_far_entry, @function\n"
+	"rt_far_entry:\n\t"
+	"movb $1, rt_in_callout(%rip)\n\t"
+	GSAVE(rsp, GRSP)
+	"movq rt_far_stack(%rip), %rsp\n\t"
+	"pushfq\n\t"
+	"popq rt_far_uc+" G(GEFL) "(%rip)\n\t"
+	SAVE_GPRS
+	"movq %gs:" G(BT_FAR_RAX) ", %rax\n\t"
+	GSAVE(rax, GRAX)
+	"movl %gs:" G(BT_FAR_SITE) ", %eax\n\t"
+	"incq %rax\n\t" /* as if an int3 at the site had trapped */
+	GSAVE(rax, GRIP)
+	"xorl %eax, %eax\n\t"
+	"movw %ss, %ax\n\t"
+	"shlq $48, %rax\n\t"
+	"orq $0x23, %rax\n\t"
+	GSAVE(rax, GCSGSFS)
+	"movq $3, rt_far_uc+" G(GTRAPNO) "(%rip)\n\t"
+	"movq $0, rt_far_uc+" G(GERR) "(%rip)\n\t"
+	"movq rt_host_fsbase(%rip), %rax\n\t"
+	"wrfsbase %rax\n\t"
+	"call rt_far_callout\n"
+	"rt_far_resume:\n\t"
+	"movw rt_sel_out+0(%rip), %ax\n\t"
+	"movw %ax, %ds\n\t"
+	"movw rt_sel_out+2(%rip), %ax\n\t"
+	"movw %ax, %es\n\t"
+	"movw rt_sel_out+4(%rip), %ax\n\t"
+	"movw %ax, %fs\n\t"
+	"movw rt_sel_out+6(%rip), %ax\n\t"
+	"movw %ax, %gs\n\t"
+	GLOAD(rax, GCSGSFS)
+	"shrq $48, %rax\n\t"
+	"pushq %rax\n\t"			/* SS */
+	"pushq rt_far_uc+" G(GRSP) "(%rip)\n\t"	/* RSP */
+	"pushq rt_far_uc+" G(GEFL) "(%rip)\n\t"	/* RFLAGS */
+	GLOAD(rax, GCSGSFS)
+	"movzwl %ax, %eax\n\t"
+	"pushq %rax\n\t"			/* CS */
+	"pushq rt_far_uc+" G(GRIP) "(%rip)\n\t"	/* RIP */
+	LOAD_GPRS
+	"movb $0, rt_in_callout(%rip)\n"
+	".globl rt_far_check\n"
+	"rt_far_check:\n\t"
+	"cmpb $0, rt_kick_deferred(%rip)\n\t"
+	"jne rt_far_again\n"
+	".globl rt_far_iret\n"
+	"rt_far_iret:\n\t"
+	"iretq\n"
+	".globl rt_far_again\n"
+	"rt_far_again:\n\t" /* a kick came during the callout: take it at the resume point */
+	"movb $1, rt_in_callout(%rip)\n\t"
+	GSAVE(rax, GRAX)
+	SAVE_GPRS
+	"popq rt_far_uc+" G(GRIP) "(%rip)\n\t"
+	"popq %rbx\n\t"				/* CS */
+	"popq rt_far_uc+" G(GEFL) "(%rip)\n\t"
+	"popq rt_far_uc+" G(GRSP) "(%rip)\n\t"
+	"popq %rax\n\t"				/* SS */
+	"shlq $48, %rax\n\t"
+	"orq %rbx, %rax\n\t"
+	GSAVE(rax, GCSGSFS)
+	"movq rt_host_fsbase(%rip), %rax\n\t"
+	"wrfsbase %rax\n\t"
+	"call rt_far_kick\n\t"
+	"jmp rt_far_resume\n"
+	".size rt_far_entry, .-rt_far_entry\n");
+
 int rt_snprintf(char *buf, unsigned len, const char *fmt, ...)
 {
 	va_list ap;
@@ -84,7 +210,7 @@ static void futex(uint32_t *addr, int op, uint32_t val)
 	rt_syscall(SYS_futex, (uint64_t)addr, (uint64_t)op, val, 0, 0);
 }
 
-#define SPIN_TSC 20000 /* about 8 us: a quick monitor answers before we sleep */
+#define SPIN_TSC 800 /* a short spin (~0.3 us), then FUTEX_WAIT: see bt.c SPIN_NS */
 
 void rt_exit_wait(uint32_t kind)
 {
@@ -282,7 +408,7 @@ static void dispatch(int sig, siginfo_t *si, bool from_tc)
 		 trapno, err, g_eip());
 }
 
-void rt_signal(int sig, siginfo_t *si, ucontext_t *uc)
+static void handle(int sig, siginfo_t *si, ucontext_t *uc)
 {
 	uint64_t t0 = rt_rdtsc(), w0, t1;
 
@@ -308,4 +434,50 @@ void rt_signal(int sig, siginfo_t *si, ucontext_t *uc)
 	rt.st->tsc_runtime += (t1 - t0) - (rt.st->tsc_wait - w0);
 	rt.tsc_mark = t1;
 	rt.sh->in_runtime = 0;
+}
+
+/*
+ * Every signal. Non-zero: it interrupted the runtime's own far-callout code
+ * (not guest code): a kick is deferred to the end of the callout, anything
+ * else there is a runtime bug.
+ */
+int rt_signal(int sig, siginfo_t *si, ucontext_t *uc)
+{
+	greg_t *g = uc->uc_mcontext.gregs;
+	uint64_t rip = (uint64_t)g[REG_RIP];
+	/* from the check to the first instruction of the slow path, rt_in_callout is 0 */
+	bool window = rip >= (uint64_t)rt_far_check && rip <= (uint64_t)rt_far_again;
+
+	/* the trampoline, rt_far_entry and what it calls, until the IRETQ */
+	if ((uint16_t)g[REG_CSGSFS] == 0x33 &&
+	    (rt_in_callout || window || tcrun_is_trampoline(rip))) {
+		if (sig == BT_SIGKICK) {
+			rt_kick_deferred = 1;
+			if (window)
+				g[REG_RIP] = (greg_t)rt_far_check;
+			return 1;
+		}
+		if (sig == SIGTRAP && g[REG_TRAPNO] == EXC_DB) {
+			g[REG_EFL] &= ~(greg_t)FL_TF; /* a step that went into a callout */
+			return 1;
+		}
+		rt.uc = uc;
+		rt_fatal(BT_EXIT_FAULT, "bt: runtime bug: signal %d at %#llx during a callout", sig,
+			 (unsigned long long)rip);
+	}
+	handle(sig, si, uc);
+	return 0;
+}
+
+/* rt_far_entry: a callout from translated code, without a signal. */
+void rt_far_callout(void)
+{
+	handle(SIGTRAP, NULL, &rt_far_uc);
+}
+
+/* rt_far_entry: a kick deferred during a callout, taken where the guest resumes. */
+void rt_far_kick(void)
+{
+	rt_kick_deferred = 0;
+	handle(BT_SIGKICK, NULL, &rt_far_uc);
 }

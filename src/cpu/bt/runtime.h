@@ -137,7 +137,14 @@ static inline void set_eip(uint32_t v)
 uint64_t rt_syscall6(uint64_t nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
 		     uint64_t a5, uint64_t a6);
 #define rt_syscall(nr, a1, a2, a3, a4, a5) rt_syscall6((nr), (a1), (a2), (a3), (a4), (a5), 0)
-void rt_signal(int sig, siginfo_t *si, ucontext_t *uc);
+int rt_signal(int sig, siginfo_t *si, ucontext_t *uc);
+void rt_far_callout(void);
+void rt_far_kick(void);
+extern uint64_t rt_far_stack;
+extern char rt_far_entry[];
+/* State-page offsets the far-callout trampoline uses (beside translate.h's layout). */
+#define BT_FAR_SITE 96
+#define BT_FAR_RAX 112
 /* Post an exit (sh->exit filled by the caller) and wait for the monitor's reply. */
 void rt_exit_wait(uint32_t kind);
 /* Give up: post FAULT (or ESCAPE) with a message and end the child. */
@@ -224,8 +231,9 @@ void tcrun_top_visible(bool visible);
 void tcrun_paging_changed(void);       /* CR0.PG/WP, CR4.PSE/PGE: translations are void */
 void tcrun_cr3_loaded(void);
 void tcrun_invlpg(uint32_t la);
-uint16_t tcrun_gs_sel(void);
+bool tcrun_is_trampoline(uint64_t rip);
 extern bool rt_translate; /* run guest ring 0 translated (else trap-and-emulate only) */
+extern bool rt_callout_int3;
 
 /* emulate.c: trap-and-emulate */
 void emu_gp(uint32_t err);

@@ -212,6 +212,7 @@ static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t pare
 	if (seg_init() || mmu_init())
 		child_fail(sh, "bt: cannot set up the guest's segments and memory");
 	rt_translate = sh->translate;
+	rt_callout_int3 = sh->callout_int3;
 	int terr = tcrun_init();
 	if (terr)
 		child_fail(sh, "bt: cannot set up the translation cache: %s", strerror(-terr));

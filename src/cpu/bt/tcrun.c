@@ -8,7 +8,8 @@
  * directly. docs/bt.md.
  *
  *   BT_TOP           state page (%gs base): vif, vflags, irq_pending, sel[6], scratch
- *   BT_TOP + 4 KiB   translation cache (the inline lookup table first), read/execute
+ *   BT_TOP + 4 KiB   the far-callout trampoline (64-bit code), read/execute
+ *   BT_TOP + 8 KiB   translation cache (the inline lookup table first), read/execute
  */
 #include <asm/ldt.h>
 #include <errno.h>
@@ -19,8 +20,9 @@
 
 #include "runtime.h"
 
-#define TC_GUEST (BT_TOP + 4096u)
-#define TC_SIZE (BT_TOP_SIZE - 4096u)
+#define TRAMP (BT_TOP + 4096u)
+#define TC_GUEST (BT_TOP + 8192u)
+#define TC_SIZE (BT_TOP_SIZE - 8192u)
 #define TC_CS 0x23	/* the host's flat 32-bit code segment: the TC lies past every guest limit */
 #define STATE_SEL 0x07	/* LDT slot 0 (a guest's null selector never uses it) */
 #define ST_VIF 0
@@ -33,6 +35,8 @@
 #define NPAGES (BT_TOP >> 12)
 
 bool rt_translate;
+bool rt_callout_int3; /* callouts by int3 (SIGTRAP) instead of the far jump */
+static uint8_t far_stack[256 << 10] __attribute__((aligned(64)));
 
 static struct {
 	uint8_t *state;	    /* the state page through the runtime's writable alias */
@@ -46,6 +50,14 @@ static struct {
 static volatile uint32_t *st32(unsigned off)
 {
 	return (volatile uint32_t *)(tr.state + off);
+}
+
+#define TRAMP_LEN 21
+
+/* Is rip in the far-callout trampoline (the first instructions of a callout)? */
+bool tcrun_is_trampoline(uint64_t rip)
+{
+	return rt.tc && rip - TRAMP < TRAMP_LEN;
 }
 
 bool tcrun_in_tc(uint32_t rip)
@@ -121,18 +133,29 @@ int tcrun_init(void)
 	alias = mremap(top, 0, BT_TOP_SIZE, MREMAP_MAYMOVE);
 	if (alias == MAP_FAILED)
 		return -errno;
-	if (mprotect((void *)(uintptr_t)TC_GUEST, TC_SIZE, PROT_READ | PROT_EXEC))
-		return -errno;
 	tr.state = alias;
+	/* the trampoline: mov %rax, %gs:BT_FAR_RAX; movabs $rt_far_entry, %rax; jmp *%rax */
+	uint8_t *t = tr.state + 4096;
+	uint64_t entry = (uint64_t)(uintptr_t)rt_far_entry;
+	const uint8_t tramp[] = { 0x65, 0x48, 0x89, 0x04, 0x25, BT_FAR_RAX, 0, 0, 0, 0x48, 0xb8 };
+	memcpy(t, tramp, sizeof(tramp));
+	memcpy(t + sizeof(tramp), &entry, 8);
+	t[sizeof(tramp) + 8] = 0xff;
+	t[sizeof(tramp) + 9] = 0xe0;
+	*st32(ST_FAR) = TRAMP;
+	*(volatile uint16_t *)(tr.state + ST_FAR + 4) = 0x33;
+	rt_far_stack = (uint64_t)(uintptr_t)(far_stack + sizeof(far_stack));
+	if (mprotect((void *)(uintptr_t)BT_TOP, BT_TOP_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC))
+		return -errno;
 	struct bt_config cfg = {
-		.tc_mem = (uint8_t *)alias + 4096,
+		.tc_mem = (uint8_t *)alias + 8192,
 		.tc_guest = TC_GUEST,
 		.tc_size = TC_SIZE,
 		.gs_base = BT_TOP,
 		.state = { .vif = ST_VIF, .vflags = ST_VFLAGS, .irq_pending = ST_PENDING,
 			   .sel = ST_SEL, .scratch = ST_SCRATCH, .callout_site = ST_SITE,
 			   .callout_far = ST_FAR },
-		.callout = BT_CALLOUT_INT3,
+		.callout = rt_callout_int3 ? BT_CALLOUT_INT3 : BT_CALLOUT_FARJMP,
 		.fetch = fetch,
 		.code_page = code_page,
 	};
@@ -144,13 +167,19 @@ int tcrun_init(void)
 	return 0;
 }
 
+/*
+ * Hidden while the guest runs at CPL 3: a user process that loads a host
+ * flat selector natively must not reach the state page or the TC. One
+ * mprotect per ring switch: the whole region is RWX while visible (only the
+ * runtime and translated code touch it; guest instructions with %gs operands
+ * are emulated, and every guest segment ends below it).
+ */
 void tcrun_top_visible(bool visible)
 {
 	if (!rt.tc)
 		return;
-	rt_syscall(SYS_mprotect, BT_TOP, 4096, visible ? PROT_READ | PROT_WRITE : PROT_NONE, 0, 0);
-	rt_syscall(SYS_mprotect, TC_GUEST, TC_SIZE, visible ? PROT_READ | PROT_EXEC : PROT_NONE, 0,
-		   0);
+	rt_syscall(SYS_mprotect, BT_TOP, BT_TOP_SIZE,
+		   visible ? PROT_READ | PROT_WRITE | PROT_EXEC : PROT_NONE, 0, 0);
 }
 
 /* What inline code may have changed: the virtual IF, IOPL and AC. */
