@@ -50,6 +50,20 @@ for lib in $(ldd "$ring3" | grep -oE '/[^ ]+'); do
 	cp -L "$lib" "$tmp/$lib"
 done
 
+# QEMU itself, for bench/boot.sh's side-by-side runs (NESTED_QEMU=1).
+if [ "${NESTED_QEMU:-0}" = 1 ]; then
+	qemu=$(command -v qemu-system-x86_64)
+	cp "$qemu" "$tmp/bin/qemu-system-x86_64"
+	for lib in $(ldd "$qemu" | grep -oE '/[^ ]+'); do
+		mkdir -p "$tmp/$(dirname "$lib")"
+		cp -L "$lib" "$tmp/$lib"
+	done
+	mkdir -p "$tmp/usr/share/qemu"
+	for f in bios-microvm.bin linuxboot_dma.bin kvmvapic.bin pvh.bin; do
+		cp -L "/usr/share/qemu/$f" "$tmp/usr/share/qemu/$f"
+	done
+fi
+
 cp build/guest-linux/vmlinuz-amd64 build/guest-linux/initrd-amd64.img "$tmp/guest/"
 cp "$payload" "$tmp/payload.sh"
 echo "$ver" > "$tmp/guest/release"

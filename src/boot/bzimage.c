@@ -6,9 +6,12 @@
  * for an i386 kernel, the 32-bit protocol (flat protected mode, paging off).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/log.h"
 #include "../core/vm.h"
@@ -231,45 +234,61 @@ static int gdt_build(struct vm *vm, bool long_mode, struct cpu_boot_state *boot)
 	return 0;
 }
 
-/* The initrd goes as high as the kernel allows, above the kernel's own footprint. */
+/*
+ * The initrd goes as high as the kernel allows, above the kernel's own
+ * footprint; it is read straight into guest RAM, never through the heap.
+ */
 static int initrd_load(struct vm *vm, uint8_t *zp, uint64_t kernel_end)
 {
-	uint64_t low_top = vm->mem.region[0].size, max, addr;
+	uint64_t low_top = vm->mem.region[0].size, max, addr, room;
 	const char *path = vm->cfg->initrd;
-	size_t len;
-	uint8_t *data, *dst;
+	struct stat st;
+	uint8_t *dst;
+	size_t done = 0;
+	int fd, err;
 
 	max = (uint64_t)get32(zp, HDR_INITRD_ADDR_MAX) + 1; /* "highest safe address" + 1 */
 	if (max > low_top)
 		max = low_top;
-	data = loader_read_file(path, max > kernel_end ? max - kernel_end : 1, &len);
-	if (!data) {
-		if (errno == EFBIG)
-			log_msg("initrd %s is too big: only %llu MiB fit between the kernel and "
-				"%#llx with --mem %llu MiB",
-				path, (unsigned long long)((max > kernel_end ? max - kernel_end : 0) >> 20),
-				(unsigned long long)max,
-				(unsigned long long)(vm->cfg->mem_size >> 20));
-		else
-			log_msg("cannot read initrd %s: %s", path, strerror(errno));
-		return -errno;
+	room = max > kernel_end ? max - kernel_end : 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		log_msg("cannot read initrd %s: %s", path, strerror(errno));
+		return err;
 	}
-	addr = (max - len) & ~0xfffull;
-	if (addr < kernel_end) {
-		log_msg("initrd %s (%zu bytes) does not fit above the kernel with --mem %llu MiB",
-			path, len, (unsigned long long)(vm->cfg->mem_size >> 20));
-		free(data);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		log_msg("initrd %s is not a regular file", path);
+		close(fd);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > room || ((max - (uint64_t)st.st_size) & ~0xfffull) < kernel_end) {
+		log_msg("initrd %s (%llu MiB) is too big: %llu MiB fit between the kernel and %#llx "
+			"with --mem %llu MiB",
+			path, (unsigned long long)(st.st_size >> 20), (unsigned long long)(room >> 20),
+			(unsigned long long)max, (unsigned long long)(vm->cfg->mem_size >> 20));
+		close(fd);
 		return -EFBIG;
 	}
-	dst = mem_ptr(&vm->mem, addr, len);
-	if (!dst) {
-		free(data);
-		return -ENOMEM;
+	addr = (max - (uint64_t)st.st_size) & ~0xfffull;
+	dst = mem_ptr(&vm->mem, addr, (uint64_t)st.st_size);
+	while (dst && done < (size_t)st.st_size) {
+		ssize_t n = pread(fd, dst + done, (size_t)st.st_size - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_msg("cannot read initrd %s: %s", path, n ? strerror(errno) : "file shrank");
+			close(fd);
+			return n ? -errno : -EIO;
+		}
+		done += (size_t)n;
 	}
-	memcpy(dst, data, len);
-	free(data);
+	close(fd);
+	if (!dst)
+		return -ENOMEM;
 	put32(zp, HDR_RAMDISK_IMAGE, (uint32_t)addr);
-	put32(zp, HDR_RAMDISK_SIZE, (uint32_t)len);
+	put32(zp, HDR_RAMDISK_SIZE, (uint32_t)st.st_size);
 	return 0;
 }
 

@@ -3,6 +3,7 @@
  * per vCPU, hand every exit to the buses, and tear it all down again.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,6 +141,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const struct cpu_engin
 	err = loader_load(vm, &boot); /* kernel, initrd, command line, boot tables */
 	if (err)
 		goto err_engine;
+	/* The kernel image passed through the heap: give those pages back. */
+	malloc_trim(0);
 	for (int i = 0; i < vm->nr_vcpus; i++) { /* vCPUs: the BSP starts at boot */
 		struct vcpu *v = calloc(1, sizeof(*v));
 

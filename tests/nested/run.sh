@@ -56,36 +56,22 @@ if [ -n "$why" ]; then
 fi
 
 tmp=$(mktemp -d)
-qpid=""
-cleanup() {
-	[ -n "$qpid" ] && kill "$qpid" 2>/dev/null && wait "$qpid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
+trap 'rm -rf "$tmp"' EXIT
 extra=()
 [ -e build/guest/testkernel.elf ] && extra+=(build/guest/testkernel.elf:/guest/testkernel.elf)
-if ! scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" tests/nested/cases.inc "${extra[@]}" \
-	>"$tmp/build.log" 2>&1; then
-	notok "build the nested test bed's initramfs" "$(tail -5 "$tmp/build.log")"
-	echo "1..$n"
-	exit 1
-fi
-
+for f in vmlinuz-i386 initrd-i386.img; do
+	[ -e build/guest-linux/$f ] && extra+=(build/guest-linux/$f:/guest/$f)
+done
 start=$(date +%s)
-timeout --kill-after=5 "${RING3_NESTED_TIMEOUT:-280}" \
-	qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm -m 2048 -smp 2 \
-	-nographic -no-reboot -nodefaults -serial stdio \
-	-kernel "$kernel" -initrd "$tmp/outer.cpio.gz" \
-	-append "console=ttyS0 quiet panic=-1 mitigations=off" \
-	</dev/null >"$tmp/console.log" 2>&1 &
-qpid=$!
-wait "$qpid"
+# about 100 s on an idle machine; the limit leaves room for a loaded one
+scripts/nested-run.sh tests/nested/cases.inc "${RING3_NESTED_TIMEOUT:-400}" "${extra[@]}" \
+	>"$tmp/console.txt" 2>&1 &
+npid=$!
+trap 'kill "$npid" 2>/dev/null; wait "$npid"; exit 130' INT TERM HUP
+wait "$npid"
 qrc=$?
-qpid=""
+trap - INT TERM HUP
 secs=$(( $(date +%s) - start ))
-tr -d '\r' < "$tmp/console.log" > "$tmp/console.txt"
 mkdir -p build/test-logs
 cp "$tmp/console.txt" build/test-logs/nested-console.log
 
