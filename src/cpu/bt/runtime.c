@@ -326,8 +326,11 @@ static void dispatch(int sig, siginfo_t *si, bool from_tc)
 	if (cs == 0x33 || (!(cs & 4) && cs != 0x23))
 		escape(sig, si);
 	/* translated code loads no segment register natively: only direct code can */
-	if (!from_tc && !seg_sync_from_real())
+	int sync = from_tc ? 0 : seg_sync_from_real();
+	if (sync < 0)
 		return;
+	if (sync > 0 && (sig == SIGSEGV || sig == SIGBUS))
+		return; /* the fault may be the host descriptor's: run it again with the guest's */
 	switch (sig) {
 	case SIGSEGV:
 		switch (trapno) {

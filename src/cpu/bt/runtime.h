@@ -191,9 +191,10 @@ int seg_load(int sreg, uint16_t sel, struct bt_fault *f);
 void seg_set(int sreg, const struct bt_seg *s);
 void seg_set_null(int sreg);
 int seg_set_accessed(uint16_t sel, uint64_t desc);
-bool seg_sync_from_real(void);
+int seg_sync_from_real(void);
 void seg_apply(void);
 int seg_init(void);
+void seg_cpl_changed(void);
 /* linear address of sreg:off (no limit check) */
 static inline uint32_t seg_lin(int sreg, uint32_t off)
 {

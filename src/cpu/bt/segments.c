@@ -12,8 +12,14 @@
 #include "runtime.h"
 
 /*
- * Real LDT slots: guest GDT entry i is mirrored in slot i, guest LDT entry i
- * in slot BT_LDT_SLOTS + i. A real selector is slot << 3 | TI | RPL 3.
+ * Real LDT slots, two per guest descriptor: guest GDT entry i is mirrored in
+ * slot 2i for CPL 0-2 and in slot 2i + 1 for CPL 3, guest LDT entry i in slots
+ * BT_LDT_SLOTS + 2i and + 2i + 1. A real selector is slot << 3 | TI | RPL 3.
+ * The CPL-0 mirror ends below BT_TOP (the runtime's region is visible while
+ * the guest runs at CPL 0); the CPL-3 mirror is the guest's descriptor as is,
+ * because at CPL 3 the top region is PROT_NONE and a wrapping offset (i386
+ * glibc's %gs:-0x38) must reach linear base - 0x38 as on a real CPU. Slot 0
+ * (a null selector never needs one) is the translator's state segment.
  */
 #define BT_LDT_SLOTS 4096
 #define BT_SLOTS 8192
@@ -22,9 +28,11 @@ static uint64_t slot_desc[BT_SLOTS];  /* the descriptor we wrote into each slot 
 static uint16_t slot_sel[BT_SLOTS];   /* the guest selector (with its RPL) it mirrors */
 uint16_t rt_sel_out[4]; /* DS ES FS GS, loaded by rt_entry's tail */
 
-static unsigned slot_of(uint16_t sel)
+static unsigned slot_of(uint16_t sel, bool cpl3)
 {
-	return (sel & 4) ? BT_LDT_SLOTS + (sel >> 3) % BT_LDT_SLOTS : sel >> 3;
+	unsigned i = sel >> 3;
+
+	return (sel & 4) ? BT_LDT_SLOTS + 2 * (i % (BT_LDT_SLOTS / 2)) + cpl3 : 2 * (i % 2048) + cpl3;
 }
 
 static uint16_t real_sel(unsigned slot)
@@ -77,7 +85,7 @@ int seg_set_accessed(uint16_t sel, uint64_t desc)
 }
 
 /* The DPL-3 descriptor that stands for guest segment s in the child. */
-static struct user_desc mirror_desc(unsigned slot, const struct bt_seg *s)
+static struct user_desc mirror_desc(unsigned slot, const struct bt_seg *s, bool truncate)
 {
 	struct user_desc u;
 	unsigned type = BT_SEG_TYPE(s->attr);
@@ -99,9 +107,9 @@ static struct user_desc mirror_desc(unsigned slot, const struct bt_seg *s)
 	 * expand-down segment's valid offsets run up to 4 GiB and cannot be
 	 * truncated this way (docs/bt.md: not yet transparent).
 	 */
-	if (!(type & 8) && (type & 4)) {
-		u.limit = limit > 0xfffff ? limit >> 12 : limit;
-		u.limit_in_pages = limit > 0xfffff;
+	if ((!(type & 8) && (type & 4)) || !truncate) {
+		u.limit = (s->attr & BT_SEG_G) ? limit >> 12 : limit;
+		u.limit_in_pages = !!(s->attr & BT_SEG_G);
 		return u;
 	}
 	if (s->base >= BT_TOP)
@@ -138,8 +146,8 @@ static void mirror(int sreg)
 		rt.real[sreg] = 0;
 		return;
 	}
-	slot = slot_of(s->sel);
-	u = mirror_desc(slot, s);
+	slot = slot_of(s->sel, rt.cpu->cpl == 3);
+	u = mirror_desc(slot, s, rt.cpu->cpl != 3);
 	raw = key_of(&u);
 	if (slot_desc[slot] != raw) {
 		if ((long)rt_syscall(SYS_modify_ldt, 1, (uint64_t)&u, sizeof(u), 0, 0) != 0)
@@ -290,10 +298,14 @@ fault:
 /*
  * At every trap: did the guest load a segment register natively (a selector
  * that happens to name a DPL-3 host descriptor, or a mirror selector it had
- * saved)? Then update the guest's view as if the load had trapped.
+ * saved)? Then update the guest's view as if the load had trapped. 1 when a
+ * host descriptor was replaced (a fault may have come from it: retry), -1
+ * when the replayed load raised a guest fault, else 0.
  */
-bool seg_sync_from_real(void)
+int seg_sync_from_real(void)
 {
+	int changed = 0;
+
 	/* CS first: it sets the CPL the data-segment checks use */
 	for (int i = 0; i < BT_NSREG; i++) {
 		int sreg = i == 0 ? BT_CS : i == BT_CS ? BT_ES : i;
@@ -307,9 +319,11 @@ bool seg_sync_from_real(void)
 			continue;
 		}
 		if (!late_load(sreg, real))
-			return false;
+			return -1;
+		/* a host descriptor (flat, or i386 glibc's %gs = 0x33) may be why this faulted */
+		changed = !(real & 4);
 	}
-	return true;
+	return changed;
 }
 
 /* At the end of a handler: the guest resumes with its mirrors loaded. */
@@ -322,6 +336,14 @@ void seg_apply(void)
 	rt_sel_out[1] = rt.real[BT_ES];
 	rt_sel_out[2] = rt.real[BT_FS];
 	rt_sel_out[3] = rt.real[BT_GS];
+}
+
+/* The CPL moved between 3 and 0-2: every register takes the other bank's mirror. */
+void seg_cpl_changed(void)
+{
+	for (int s = 0; s < BT_NSREG; s++)
+		if (rt.real[s])
+			mirror(s);
 }
 
 int seg_init(void)

@@ -47,6 +47,8 @@ void vcpu_set_cpl(unsigned cpl)
 	if (old != cpl) {
 		rt.st->ring_switches++;
 		mmu_cpl_changed(old);
+		if ((old == 3) != (cpl == 3))
+			seg_cpl_changed();
 	}
 }
 
