@@ -23,8 +23,8 @@ gcc -static -O2 -Wall -Wextra -Werror -o "$tmp/boottime" bench/boottime.c
 mkdir -p bench/out
 out=bench/out/boot-$(date +%Y%m%d-%H%M%S).txt
 echo "# boot benchmark: $runs runs each, interleaved, in the nested test bed" >&2
-# about 15 s per pair of boots, plus the outer VM's own boot
-NESTED_QEMU=1 scripts/nested-run.sh "$tmp/payload.sh" $((120 + runs * 40)) \
+# 20-60 s per pair of boots (more on a loaded machine), plus the outer boot
+NESTED_QEMU=1 scripts/nested-run.sh "$tmp/payload.sh" $((120 + runs * 80)) \
 	"$tmp/boottime:/bin/boottime" > "$tmp/console.txt" || true
 grep '^@@BENCH' "$tmp/console.txt" | sed 's/^@@BENCH //' > "$tmp/results.txt" || true
 if grep -q '^skip' "$tmp/results.txt" || [ ! -s "$tmp/results.txt" ]; then

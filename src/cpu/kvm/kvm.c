@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../../core/log.h"
@@ -173,9 +174,14 @@ static int kvm_set_routing(struct kvmvm *kv)
 	return err;
 }
 
-/* Every RAM region of the memfd mapping becomes one memory slot. */
+/*
+ * Every RAM region of the memfd mapping becomes one memory slot. Huge pages,
+ * where the host allows them for shared memory (transparent_hugepage/
+ * shmem_enabled), let KVM map guest RAM with 2 MiB pages: fewer faults.
+ */
 static int kvm_set_memory(struct kvmvm *kv, const struct guest_mem *mem)
 {
+	madvise(mem->host, mem->size, MADV_HUGEPAGE); /* only advice: failure is fine */
 	for (int i = 0; i < mem->nr_regions; i++) {
 		const struct mem_region *r = &mem->region[i];
 		struct kvm_userspace_memory_region slot = {
