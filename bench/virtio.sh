@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# bench/virtio.sh blk|net [ROUNDS]: the in-guest workload of bench/blk.sh or
+# bench/net.sh under ring3 and under QEMU, interleaved, in the nested test bed
+# (this host has no VT-x/AMD-V: docs/kvm.md). Prints medians, the ratios
+# ring3/QEMU, ring3's exits per request (blk) and, last, the geometric mean.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=$1 rounds=${2:-3}
+kernel=$(ls /boot/vmlinuz-*-cloud-amd64 | sort -V | tail -1)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for t in blkbench netbench; do
+	[ -x build/guest/$t-amd64 ] || { echo "bench: build/guest/$t-amd64 is not built (make)" >&2; exit 1; }
+done
+scripts/mkinitramfs.sh amd64 "$tmp/g" build/guest/blkbench-amd64:/bin/blkbench \
+	build/guest/netbench-amd64:/bin/netbench >/dev/null
+echo "$mode" > "$tmp/mode"
+echo "$rounds" > "$tmp/rounds"
+# QEMU for the outer VM, with its libraries and firmware
+extra=("$tmp/g/vmlinuz-amd64:/guest-bench/vmlinuz-amd64" "$tmp/g/initrd-amd64.img:/guest-bench/initrd-amd64.img"
+	"$tmp/mode:/bench/mode" "$tmp/rounds:/bench/rounds" build/guest/netbench-amd64:/usr/local/bin/netbench
+	/usr/bin/qemu-system-x86_64:/usr/bin/qemu-system-x86_64)
+for lib in $(ldd /usr/bin/qemu-system-x86_64 | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
+	extra+=("$lib:$lib")
+done
+for f in bios-256k.bin linuxboot_dma.bin kvmvapic.bin vgabios-stdvga.bin; do
+	[ -e /usr/share/qemu/$f ] && extra+=("/usr/share/qemu/$f:/usr/share/qemu/$f")
+done
+scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" bench/virtio.inc "${extra[@]}" >/dev/null
+timeout 3000 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm -m 3072 -smp 2 \
+	-nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" \
+	-initrd "$tmp/outer.cpio.gz" -append "console=ttyS0 quiet panic=-1 mitigations=off" \
+	</dev/null | tr -d '\r' > "$tmp/console.txt" || true
+mkdir -p bench/out
+cp "$tmp/console.txt" "bench/out/$mode-console.txt"
+sed -n 's/^@@BENCH //p' "$tmp/console.txt" > "bench/out/$mode.txt"
+python3 - "$mode" "bench/out/$mode.txt" <<'PY'
+import math, statistics, sys
+mode, path = sys.argv[1], sys.argv[2]
+vals = {}
+exits = []
+for line in open(path):
+    w = line.split()
+    if len(w) >= 3 and w[1] == "exits":
+        exits.append((int(w[2]), int(w[4])))
+        continue
+    if len(w) == 3:
+        try:
+            vals.setdefault((w[0], w[1]), []).append(float(w[2]))
+        except ValueError:
+            pass
+ratios = []
+for metric in sorted({m for _, m in vals}):
+    r3, q = vals.get(("ring3", metric), []), vals.get(("qemu", metric), [])
+    if not r3 or not q:
+        print(f"{metric}: missing (ring3 {r3}, qemu {q})")
+        continue
+    a, b = statistics.median(r3), statistics.median(q)
+    ratios.append(a / b if b else 0)
+    print(f"{metric}: ring3 {a:.1f}  qemu {b:.1f}  ratio {ratios[-1]:.2f}  (runs {len(r3)}/{len(q)})")
+if exits:
+    e, r = sum(x for x, _ in exits), sum(y for _, y in exits)
+    print(f"ring3 exits per request: {e / r:.3f} ({e} exits, {r} requests)" if r else "no requests")
+g = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios and all(ratios) else 0
+print(f"{mode} ring3/qemu throughput ratio {g:.2f}")
+PY
