@@ -171,6 +171,16 @@ static __attribute__((noreturn)) void enter_user(uint32_t (*fn)(void))
 	__builtin_unreachable();
 }
 
+static int memcmp_(const void *a, const void *b, unsigned n)
+{
+	const uint8_t *x = a, *y = b;
+
+	for (unsigned i = 0; i < n; i++)
+		if (x[i] != y[i])
+			return 1;
+	return 0;
+}
+
 static int streq_word(const char *s, const char *w)
 {
 	while (*w && *s == *w)
@@ -312,6 +322,31 @@ static uint32_t att_ports(void)
 	return check(1, "every port and 64 KiB of string I/O later, the guest still runs");
 }
 
+/*
+ * Not an attack: the guest's SSE registers must survive everything the
+ * monitor does in between (INT 0x80 into the kernel and IRET back, both of
+ * which the bt engine handles in its runtime).
+ */
+static uint32_t att_sse(void)
+{
+	static const uint32_t pat[4] __attribute__((aligned(16))) = { 0x01234567, 0x89abcdef,
+								       0xdeadbeef, 0x5a5aa5a5 };
+	uint32_t out[4] __attribute__((aligned(16)));
+	uint32_t bad = 0;
+
+	__asm__ volatile("movups %0, %%xmm0\n\tmovups %0, %%xmm7" : : "m"(pat));
+	for (int i = 0; i < 200; i++) {
+		uint32_t eax = 252;
+
+		__asm__ volatile("int $0x80" : "+a"(eax) : "b"(0) : "memory");
+	}
+	__asm__ volatile("movups %%xmm7, %0" : "=m"(out));
+	bad |= memcmp_(out, pat, 16);
+	__asm__ volatile("movups %%xmm0, %0" : "=m"(out));
+	bad |= memcmp_(out, pat, 16);
+	return check(!bad, "xmm0 and xmm7 kept their values across 200 INT 0x80 round trips");
+}
+
 static uint32_t att_hello(void)
 {
 	puts_("hello\n");
@@ -337,7 +372,7 @@ static const struct {
 	{ "far64-exit", att_far64_exit }, { "far64-write", att_far64_write },
 	{ "far64-creat", att_far64_creat }, { "far64-poke", att_far64_poke },
 	{ "far64-loop", att_far64_loop }, { "wrtop", att_wrtop },
-	{ "ports", att_ports },
+	{ "ports", att_ports },	  { "sse", att_sse },
 };
 
 void hostile_main(uint32_t magic, const uint32_t *mbi)
@@ -347,6 +382,8 @@ void hostile_main(uint32_t magic, const uint32_t *mbi)
 
 	gdt_init();
 	idt_init();
+	/* CR4.OSFXSR: SSE instructions may run (the sse mode uses them) */
+	__asm__ volatile("movl %%cr4, %%eax\n\torl $0x200, %%eax\n\tmovl %%eax, %%cr4" : : : "eax");
 	puts_("hostile: mode '");
 	puts_(cmd);
 	puts_("'\n");

@@ -68,7 +68,7 @@ escapes() { # mode [user]
 		"$1 ($how): stopped with status $rc in ${secs}s: ${msg#ring3: vcpu 0: }"
 }
 
-ATTACKS="int80 sysenter syscall far64-exit far64-write far64-creat far64-poke far64-loop wrtop ports"
+ATTACKS="int80 sysenter syscall far64-exit far64-write far64-creat far64-poke far64-loop wrtop ports sse"
 ESCAPES="syscall far64-exit far64-write far64-creat far64-poke far64-loop"
 
 how="ring 0, translated"
@@ -76,7 +76,7 @@ contained hello
 for a in $ATTACKS; do contained "$a"; done
 
 how="ring 3, direct"
-for a in hello int80 sysenter wrtop ports; do contained "$a user"; done
+for a in hello int80 sysenter wrtop ports sse; do contained "$a user"; done
 for a in $ESCAPES; do escapes "$a user"; done
 
 how="ring 0, direct"

@@ -191,7 +191,16 @@ static void test_shadow(void)
 	   "switching to CPL 3 hides the supervisor page, not the user page");
 	rt.cpu->cpl = 0;
 	mmu_cpl_changed(3);
-	ok(readable(VA_T + 0x2000, &v), "switching back to CPL 0 shows it again");
+	ok(!readable(VA_T + 0x2000, &v), "back at CPL 0 it stays hidden until the kernel touches it");
+	ok(mmu_fault(VA_T + 0x2000, 0, &f, &mmio) == 0 && readable(VA_T + 0x2000, &v) &&
+		   rt.st->us_shows == 1,
+	   "the kernel's fault on it shows it again");
+	rt.cpu->cpl = 3;
+	mmu_cpl_changed(0);
+	ok(!readable(VA_T + 0x2000, &v) && rt.st->us_hides == 2,
+	   "the next switch to CPL 3 hides only what the kernel exposed");
+	rt.cpu->cpl = 0;
+	mmu_cpl_changed(3);
 
 	mmu_flush(false);
 	ok(!readable(VA_T + 0x10, &v) && !readable(VA_T + 0x2000, &v), "a flush drops every mapping");

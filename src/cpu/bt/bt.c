@@ -490,8 +490,10 @@ static void bt_print_stats(struct vm *vm, FILE *f)
 		   "\n",
 		s.irqs, s.soft_ints, s.ring_switches);
 	fprintf(f, "    shadow: faults %" PRIu64 ", flushes %" PRIu64 ", invlpg %" PRIu64
-		   "; segment repairs %" PRIu64 ", LDT writes %" PRIu64 "\n",
-		s.shadow_faults, s.shadow_flushes, s.invlpg, s.seg_repairs, s.ldt_writes);
+		   "; kernel-only runs hidden %" PRIu64 ", shown %" PRIu64 "\n",
+		s.shadow_faults, s.shadow_flushes, s.invlpg, s.us_hides, s.us_shows);
+	fprintf(f, "    segments: host selectors replayed %" PRIu64 ", LDT writes %" PRIu64 "\n",
+		s.seg_repairs, s.ldt_writes);
 	fprintf(f, "    exits to the monitor %" PRIu64 ", self-modifying writes %" PRIu64 "\n", s.exits,
 		s.smc_writes);
 	if (!bt->sh->translate) {

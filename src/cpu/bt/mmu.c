@@ -21,11 +21,18 @@
 /*
  * Per guest-virtual page: mapped in the shadow, mapped writable, global,
  * and "kernel-only": mapped with rights ring 3 does not have (a supervisor
- * page, or a read-only page written with CR0.WP=0). While the guest runs at
- * CPL 3 the kernel-only pages are hidden (PROT_NONE) so that ring 3 faults
- * on them as it would on real hardware.
+ * page, or a read-only page written with CR0.WP=0). Ring 3 must fault on
+ * kernel-only pages as on real hardware, also through a host flat selector
+ * it loaded natively, so they are hidden (PROT_NONE) whenever the CPU is at
+ * CPL 3. Lazily: entering CPL 3 hides only the pages the kernel exposed since
+ * it last left it; at CPL 0 a hidden page is shown again when the kernel
+ * touches it (a host fault). A kernel with thousands of mapped pages thus
+ * pays per system call for the few it uses (Linux: entry code, stack, a
+ * few structures), not for all of them.
  */
 static uint64_t map_bits[NWORDS], w_bits[NWORDS], glob_bits[NWORDS], sup_bits[NWORDS];
+static uint64_t hidden_bits[NWORDS]; /* kernel-only pages that are PROT_NONE now */
+static uint64_t exposed_words[NWORDS / 64]; /* words of sup_bits with exposed pages */
 static uint32_t vpage_pa[NPAGES]; /* the guest-physical page each mapped virtual page shows */
 /*
  * Guest-physical pages that hold translated code: every shadow mapping of
@@ -37,7 +44,6 @@ static uint64_t code_bits[CODE_PAGES / 64];
 static uint16_t region_pages[NREGIONS];
 static uint8_t region_big[NREGIONS]; /* mapped as one 4 MiB page */
 static unsigned nr_maps;
-static bool hidden;   /* kernel-only pages are PROT_NONE now */
 static bool identity; /* paging off: all RAM below BT_TOP is mapped at its address */
 
 static bool bit(const uint64_t *b, uint32_t pg)
@@ -172,6 +178,29 @@ int mmu_translate(uint32_t la, unsigned acc, uint64_t *pa, struct bt_fault *f)
 	return 0;
 }
 
+int mmu_peek(uint32_t la, uint64_t *pa)
+{
+	const struct bt_vcpu *c = rt.cpu;
+	uint32_t pde, pte;
+
+	if (!(c->cr0 & CR0_PG)) {
+		*pa = la;
+		return 0;
+	}
+	pde = phys_read32((c->cr3 & 0xfffff000u) + (la >> 22) * 4);
+	if (!(pde & 1))
+		return -1;
+	if ((pde & 0x80) && (c->cr4 & CR4_PSE)) {
+		*pa = (pde & 0xffc00000u) | (la & 0x3fffff);
+		return 0;
+	}
+	pte = phys_read32((pde & 0xfffff000u) + ((la >> 12) & 0x3ff) * 4);
+	if (!(pte & 1))
+		return -1;
+	*pa = (pte & 0xfffff000u) | (la & 0xfff);
+	return 0;
+}
+
 /* An instruction fetch for the translator: also says whether the page is global. */
 int mmu_fetch(uint32_t la, unsigned acc, uint64_t *pa, bool *global, struct bt_fault *f)
 {
@@ -283,6 +312,7 @@ static void forget(uint32_t pg, uint32_t n)
 	set_bits(w_bits, pg, n, false);
 	set_bits(glob_bits, pg, n, false);
 	set_bits(sup_bits, pg, n, false);
+	set_bits(hidden_bits, pg, n, false);
 	for (uint32_t i = pg; i < pg + n; i++)
 		region_pages[i >> 10]--;
 	for (uint32_t r = pg >> 10; r <= (pg + n - 1) >> 10; r++)
@@ -324,6 +354,8 @@ void mmu_flush(bool keep_global)
 		memset(w_bits, 0, sizeof(w_bits));
 		memset(glob_bits, 0, sizeof(glob_bits));
 		memset(sup_bits, 0, sizeof(sup_bits));
+		memset(hidden_bits, 0, sizeof(hidden_bits));
+		memset(exposed_words, 0, sizeof(exposed_words));
 		memset(region_pages, 0, sizeof(region_pages));
 		memset(region_big, 0, sizeof(region_big));
 		nr_maps = 0;
@@ -379,7 +411,7 @@ void mmu_code_page(uint64_t gpa)
 			if (vpage_pa[v] != pg || !bit(map_bits, v) || !bit(w_bits, v))
 				continue;
 			set_bits(w_bits, v, 1, false);
-			if (!(hidden && bit(sup_bits, v)))
+			if (!bit(hidden_bits, v))
 				write_protect(v, 1);
 		}
 	}
@@ -392,6 +424,7 @@ static int prot_of(uint32_t pg)
 
 static void hide(uint32_t pg, uint32_t n)
 {
+	rt.st->us_hides++;
 	sys_or_die((long)rt_syscall(SYS_mprotect, (uint64_t)pg << 12, (uint64_t)n << 12, PROT_NONE,
 				    0, 0),
 		   "mprotect", pg << 12);
@@ -414,29 +447,85 @@ static void unhide(uint32_t pg, uint32_t n)
 	}
 }
 
-/* Ring 3 must not reach what only ring 0 may: hide those pages while CPL is 3. */
+static void expose(uint32_t pg, uint32_t n)
+{
+	for (uint32_t w = pg / 64; w <= (pg + n - 1) / 64; w++)
+		exposed_words[w / 64] |= 1ull << (w % 64);
+}
+
+/* Entering CPL 3: hide the kernel-only pages exposed since the last time. */
+static void hide_exposed(void)
+{
+	uint32_t run = 0, start = 0;
+
+	for (uint32_t x = 0; x < NWORDS / 64; x++) {
+		uint64_t words = exposed_words[x];
+
+		exposed_words[x] = 0;
+		while (words) {
+			uint32_t wd = x * 64 + (uint32_t)__builtin_ctzll(words);
+			uint64_t b = sup_bits[wd] & map_bits[wd] & ~hidden_bits[wd];
+
+			words &= words - 1;
+			hidden_bits[wd] |= b;
+			for (uint32_t i = 0; i < 64; i++) {
+				if (b >> i & 1) {
+					if (run && start + run == wd * 64 + i) {
+						run++;
+						continue;
+					}
+					if (run)
+						hide(start, run);
+					start = wd * 64 + i;
+					run = 1;
+				}
+			}
+		}
+	}
+	if (run)
+		hide(start, run);
+}
+
+/*
+ * At CPL 0, a host fault on a hidden kernel-only page: show it and its
+ * hidden neighbours in the same 4 MiB region again. true if it was hidden.
+ */
+static bool show_hidden(uint32_t la)
+{
+	uint32_t pg = la >> 12, lo = pg, hi = pg + 1, r0 = (pg >> 10) << 10;
+
+	if (la >= BT_TOP || !bit(hidden_bits, pg))
+		return false;
+	while (lo > r0 && bit(hidden_bits, lo - 1))
+		lo--;
+	while (hi < r0 + 1024 && bit(hidden_bits, hi))
+		hi++;
+	unhide(lo, hi - lo);
+	set_bits(hidden_bits, lo, hi - lo, false);
+	expose(lo, hi - lo);
+	rt.st->us_shows++;
+	return true;
+}
+
+/* Ring 3 must not reach what only ring 0 may. */
 void mmu_cpl_changed(unsigned old_cpl)
 {
-	bool want = rt.cpu->cpl == 3 && (rt.cpu->cr0 & CR0_PG);
-
 	if ((old_cpl == 3) != (rt.cpu->cpl == 3))
 		tcrun_top_visible(rt.cpu->cpl != 3);
-	if (want == hidden)
-		return;
-	for_runs(sup_bits, true, want ? hide : unhide);
-	hidden = want;
+	if (rt.cpu->cpl == 3 && old_cpl != 3)
+		hide_exposed();
 }
 
 void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4)
 {
 	struct bt_vcpu *c = rt.cpu;
 
-	if ((old_cr0 ^ c->cr0) & CR0_PG || (old_cr4 ^ c->cr4) & (CR4_PSE | CR4_PGE))
-		tcrun_paging_changed();
+	if ((old_cr0 ^ c->cr0) & CR0_PG || (old_cr4 ^ c->cr4) & CR4_PSE)
+		tcrun_paging_changed(true);
+	else if ((old_cr4 ^ c->cr4) & CR4_PGE)
+		tcrun_paging_changed(false);
 	if ((old_cr0 ^ c->cr0) & (CR0_PG | CR0_WP) || (old_cr4 ^ c->cr4) & (CR4_PSE | CR4_PGE)) {
 		mmu_flush(false);
-		hidden = false;
-		mmu_cpl_changed(c->cpl);
 	}
 }
 
@@ -459,6 +548,9 @@ static void map_pages(uint32_t vpg, uint64_t pa, uint32_t n, bool write, bool gl
 	set_bits(w_bits, vpg, n, write);
 	set_bits(glob_bits, vpg, n, global);
 	set_bits(sup_bits, vpg, n, sup);
+	set_bits(hidden_bits, vpg, n, false);
+	if (sup)
+		expose(vpg, n);
 	for (uint32_t i = 0; i < n; i++) {
 		vpage_pa[vpg + i] = (uint32_t)((pa >> 12) + i);
 		if (write && mmu_is_code(pa + ((uint64_t)i << 12))) {
@@ -494,6 +586,8 @@ int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio
 		*mmio_pa = la;
 		return 1; /* identity-mapped RAM never faults: this is not RAM, or page 0 */
 	}
+	if (!user && show_hidden(la))
+		return 0; /* hidden when ring 3 last ran: the kernel may see it */
 	if (walk(la, acc, &w, f))
 		return -1;
 	pa = w.pa;
@@ -536,8 +630,9 @@ int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio
 int mmu_init(void)
 {
 	memset(map_bits, 0, sizeof(map_bits));
+	memset(hidden_bits, 0, sizeof(hidden_bits));
+	memset(exposed_words, 0, sizeof(exposed_words));
 	nr_maps = 0;
-	hidden = false;
 	identity = false;
 	if (!(rt.cpu->cr0 & CR0_PG))
 		map_identity();

@@ -22,6 +22,8 @@ uint64_t rt_host_fsbase, rt_entry_fsbase;
 /* The far callout's state (see rt_far_entry): its context, stack, and flags. */
 ucontext_t rt_far_uc;
 uint64_t rt_far_stack;
+/* XSAVE area for the guest's extended state across a far callout (sized in tcrun_init). */
+uint8_t rt_far_xsave[RT_XSAVE_MAX] __attribute__((aligned(64)));
 volatile uint8_t rt_in_callout, rt_kick_deferred;
 extern char rt_far_check[], rt_far_again[];
 _Static_assert(offsetof(ucontext_t, uc_mcontext.gregs) == 40, "ucontext layout");
@@ -147,8 +149,15 @@ __asm__(".text\n"
 	"movq $0, rt_far_uc+" G(GERR) "(%rip)\n\t"
 	"movq rt_host_fsbase(%rip), %rax\n\t"
 	"wrfsbase %rax\n\t"
+	/* the guest's FPU/SSE/AVX state: the runtime's C code and libraries use those registers */
+	"movl $-1, %eax\n\t"
+	"movl $-1, %edx\n\t"
+	"xsave64 rt_far_xsave(%rip)\n\t"
 	"call rt_far_callout\n"
 	"rt_far_resume:\n\t"
+	"movl $-1, %eax\n\t"
+	"movl $-1, %edx\n\t"
+	"xrstor64 rt_far_xsave(%rip)\n\t"
 	"movw rt_sel_out+0(%rip), %ax\n\t"
 	"movw %ax, %ds\n\t"
 	"movw rt_sel_out+2(%rip), %ax\n\t"
@@ -190,6 +199,9 @@ __asm__(".text\n"
 	GSAVE(rax, GCSGSFS)
 	"movq rt_host_fsbase(%rip), %rax\n\t"
 	"wrfsbase %rax\n\t"
+	"movl $-1, %eax\n\t"
+	"movl $-1, %edx\n\t"
+	"xsave64 rt_far_xsave(%rip)\n\t"
 	"call rt_far_kick\n\t"
 	"jmp rt_far_resume\n"
 	".size rt_far_entry, .-rt_far_entry\n");

@@ -141,6 +141,8 @@ int rt_signal(int sig, siginfo_t *si, ucontext_t *uc);
 void rt_far_callout(void);
 void rt_far_kick(void);
 extern uint64_t rt_far_stack;
+#define RT_XSAVE_MAX (16u << 10)
+extern uint8_t rt_far_xsave[RT_XSAVE_MAX];
 extern char rt_far_entry[];
 /* State-page offsets the far-callout trampoline uses (beside translate.h's layout). */
 #define BT_FAR_SITE 96
@@ -215,6 +217,7 @@ void mmu_invlpg(uint32_t la);
 void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4);
 void mmu_cpl_changed(unsigned old_cpl);
 int mmu_fetch(uint32_t la, unsigned acc, uint64_t *pa, bool *global, struct bt_fault *f);
+int mmu_peek(uint32_t la, uint64_t *pa); /* the mapping, no checks, no A/D: 0 or -1 */
 bool mmu_is_code(uint64_t pa);
 void mmu_note_write(uint64_t pa);
 void mmu_code_page(uint64_t gpa);
@@ -229,7 +232,7 @@ bool tcrun_resuming(void);	       /* ... in the TC where it stopped, state untou
 void tcrun_stats(void);
 void tcrun_code_written(uint64_t gpa_page);
 void tcrun_top_visible(bool visible);
-void tcrun_paging_changed(void);       /* CR0.PG/WP, CR4.PSE/PGE: translations are void */
+void tcrun_paging_changed(bool all);   /* CR0.PG, CR4.PSE (all) or CR4.PGE changed */
 void tcrun_cr3_loaded(void);
 void tcrun_invlpg(uint32_t la);
 bool tcrun_is_trampoline(uint64_t rip);

@@ -127,6 +127,7 @@ struct bt_counters {
 	uint64_t shadow_flushes;  /* whole-shadow flushes (CR3 loads, CR0/CR4 changes) */
 	uint64_t invlpg;
 	uint64_t smc_writes;	  /* guest writes that hit a page with translated code */
+	uint64_t us_hides, us_shows; /* kernel-only page runs hidden at CPL 3, shown again */
 	uint64_t callout[8];	  /* callouts from translated code, by enum bt_site_kind */
 	uint64_t callout_action[32]; /* BT_SITE_EMULATE callouts, by enum bt_action */
 	uint64_t tc_invalidated;  /* translated blocks dropped (writes, INVLPG, CR3) */
