@@ -89,17 +89,15 @@ static void topology_leaf(struct kvm_cpuid2 *c, int id, int nr)
 	}
 }
 
-int kvm_cpuid_set(struct kvmvm *kv, int vcpu_fd, int id, int nr)
+struct kvm_cpuid2 *kvm_cpuid_build(const struct kvm_cpuid2 *s, bool tsc_deadline, int id, int nr)
 {
-	const struct kvm_cpuid2 *s = kv->cpuid;
 	uint32_t kvm_features = 0;
 	struct kvm_cpuid2 *c;
-	int err = 0;
 
 	/* the supported entries, plus room for leaf 0xB and the two KVM leaves */
 	c = calloc(1, sizeof(*c) + (s->nent + 8) * sizeof(c->entries[0]));
 	if (!c)
-		return -ENOMEM;
+		return NULL;
 	for (uint32_t i = 0; i < s->nent; i++) {
 		const struct kvm_cpuid_entry2 *e = &s->entries[i];
 
@@ -124,7 +122,7 @@ int kvm_cpuid_set(struct kvmvm *kv, int vcpu_fd, int id, int nr)
 			e->ebx = (e->ebx & 0xffff) | (uint32_t)id << 24 |
 				 (uint32_t)(nr > 255 ? 255 : nr) << 16;
 			e->ecx |= CPUID_1_ECX_HYPERVISOR;
-			if (kv->tsc_deadline)
+			if (tsc_deadline)
 				e->ecx |= CPUID_1_ECX_TSC_DEADLINE; /* the in-kernel LAPIC emulates it */
 			if (nr > 1)
 				e->edx |= CPUID_1_EDX_HTT;
@@ -165,6 +163,16 @@ int kvm_cpuid_set(struct kvmvm *kv, int vcpu_fd, int id, int nr)
 		memcpy(&sig->edx, "M\0\0\0", 4);
 		feat->eax = kvm_features & KVM_FEATURES_OFFERED;
 	}
+	return c;
+}
+
+int kvm_cpuid_set(struct kvmvm *kv, int vcpu_fd, int id, int nr)
+{
+	struct kvm_cpuid2 *c = kvm_cpuid_build(kv->cpuid, kv->tsc_deadline, id, nr);
+	int err = 0;
+
+	if (!c)
+		return -ENOMEM;
 	if (ioctl(vcpu_fd, KVM_SET_CPUID2, c) < 0)
 		err = -errno;
 	free(c);

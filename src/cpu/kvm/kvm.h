@@ -41,6 +41,9 @@ struct kvmcpu {
 };
 
 int kvm_cpuid_fetch(struct kvmvm *kv);
+/* The table vCPU id of nr gets: supported, adjusted (pure; for unit tests too). */
+struct kvm_cpuid2 *kvm_cpuid_build(const struct kvm_cpuid2 *supported, bool tsc_deadline, int id,
+				   int nr);
 int kvm_cpuid_set(struct kvmvm *kv, int vcpu_fd, int id, int nr_vcpus);
 
 int kvm_vcpu_init(struct vcpu *vcpu, const struct cpu_boot_state *boot);
