@@ -23,8 +23,10 @@ extra=("$tmp/g/vmlinuz-amd64:/guest-bench/vmlinuz-amd64" "$tmp/g/initrd-amd64.im
 for lib in $(ldd /usr/bin/qemu-system-x86_64 | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
 	extra+=("$lib:$lib")
 done
-for f in bios-256k.bin linuxboot_dma.bin kvmvapic.bin vgabios-stdvga.bin; do
-	[ -e /usr/share/qemu/$f ] && extra+=("/usr/share/qemu/$f:/usr/share/qemu/$f")
+for f in bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do # Debian keeps SeaBIOS apart
+	for d in /usr/share/qemu /usr/share/seabios; do
+		[ -e $d/$f ] && extra+=("$d/$f:/usr/share/qemu/$f") && break
+	done
 done
 scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" bench/virtio.inc "${extra[@]}" >/dev/null
 timeout 3000 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm -m 3072 -smp 2 \
