@@ -30,7 +30,8 @@
 struct bt_vm {
 	struct vm *vm;
 	struct bt_shared *sh;
-	pid_t pid;
+	pid_t pid;   /* K: the child that runs ring 0 */
+	pid_t pid_u; /* U: the child that runs ring 3 (-1 without the split) */
 	bool running; /* the child has the turn */
 	bool halted;
 	bool dead;
@@ -86,6 +87,10 @@ static int bt_init(struct vm *vm)
 	}
 	bt->vm = vm;
 	bt->pid = -1;
+	bt->pid_u = -1;
+	/* RING3_BT_SPLIT=0: one child runs both rings (U/S by mprotect; for comparison) */
+	const char *sp = getenv("RING3_BT_SPLIT");
+	bt->sh->split = !(sp && !strcmp(sp, "0"));
 	/* RING3_BT_TRANSLATE=0: guest ring 0 runs directly, trap-and-emulate only (for comparison) */
 	const char *t = getenv("RING3_BT_TRANSLATE");
 	bt->sh->translate = !(t && !strcmp(t, "0"));
@@ -110,12 +115,13 @@ static void futex_wake(uint32_t *addr, bool shared)
 	syscall(SYS_futex, addr, shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* Wait on the hand-off word and the child's robust "alive" futex at once. */
-static long futex_waitv2(struct bt_shared *sh, uint32_t alive, uint64_t ns)
+/* Wait on the hand-off word and the children's robust "alive" futexes at once. */
+static long futex_waitv2(struct bt_shared *sh, uint32_t alive, uint32_t alive_u, uint64_t ns)
 {
-	struct futex_waitv w[2] = {
+	struct futex_waitv w[3] = {
 		{ .val = BT_TURN_CHILD, .uaddr = (uintptr_t)&sh->turn, .flags = FUTEX_32 },
 		{ .val = alive, .uaddr = (uintptr_t)&sh->alive, .flags = FUTEX_32 },
+		{ .val = alive_u, .uaddr = (uintptr_t)&sh->alive_u, .flags = FUTEX_32 },
 	};
 	struct timespec ts;
 
@@ -123,7 +129,36 @@ static long futex_waitv2(struct bt_shared *sh, uint32_t alive, uint64_t ns)
 	ts.tv_nsec += (long)(ns % 1000000000ull);
 	ts.tv_sec += (time_t)(ns / 1000000000ull) + ts.tv_nsec / 1000000000;
 	ts.tv_nsec %= 1000000000;
-	return syscall(SYS_futex_waitv, w, 2, 0, &ts, CLOCK_MONOTONIC);
+	return syscall(SYS_futex_waitv, w, sh->split ? 3 : 2, 0, &ts, CLOCK_MONOTONIC);
+}
+
+/* Is either child gone? 1 and why. */
+static int reap_any(struct bt_vm *bt, char *why, size_t len)
+{
+	if (bt->pid > 0 && sandbox_reap(bt->pid, bt->sh, why, len)) {
+		bt->pid = -1;
+		return 1;
+	}
+	if (bt->pid_u > 0 && sandbox_reap(bt->pid_u, bt->sh, why, len)) {
+		bt->pid_u = -1;
+		return 1;
+	}
+	return 0;
+}
+
+static void kill_children(struct bt_vm *bt)
+{
+	sandbox_kill(bt->pid);
+	sandbox_kill(bt->pid_u);
+	bt->pid = bt->pid_u = -1;
+}
+
+static void kick_children(struct bt_vm *bt)
+{
+	if (bt->pid > 0)
+		kill(bt->pid, BT_SIGKICK);
+	if (bt->pid_u > 0)
+		kill(bt->pid_u, BT_SIGKICK);
 }
 
 static void child_died(struct bt_vm *bt)
@@ -131,15 +166,14 @@ static void child_died(struct bt_vm *bt)
 	char why[BT_MSG_SIZE];
 	int n = 0;
 
-	for (int i = 0; i < 50 && !(n = sandbox_reap(bt->pid, bt->sh, why, sizeof(why))); i++)
+	for (int i = 0; i < 50 && !(n = reap_any(bt, why, sizeof(why))); i++)
 		usleep(2000);
 	if (!n)
 		snprintf(why, sizeof(why), "bt: the sandbox child stopped responding");
 	if (!bt->msg[0])
 		snprintf(bt->msg, sizeof(bt->msg), "%.150s", why);
 	bt->dead = true;
-	if (n)
-		bt->pid = -1;
+	kill_children(bt);
 }
 
 /*
@@ -151,6 +185,7 @@ static int wait_child(struct bt_vm *bt, bool stoppable)
 	struct bt_shared *sh = bt->sh;
 	uint64_t t0 = clock_ns();
 	uint32_t alive = __atomic_load_n(&sh->alive, __ATOMIC_SEQ_CST);
+	uint32_t alive_u = __atomic_load_n(&sh->alive_u, __ATOMIC_SEQ_CST);
 
 	while (__atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) != BT_TURN_PARENT) {
 		if (clock_ns() - t0 < SPIN_NS) {
@@ -162,18 +197,19 @@ static int wait_child(struct bt_vm *bt, bool stoppable)
 		__atomic_store_n(&sh->parent_sleeping, 1, __ATOMIC_SEQ_CST);
 		long r = 0;
 		if (__atomic_load_n(&sh->turn, __ATOMIC_SEQ_CST) != BT_TURN_PARENT)
-			r = futex_waitv2(sh, alive, WATCHDOG_NS);
+			r = futex_waitv2(sh, alive, alive_u, WATCHDOG_NS);
 		__atomic_store_n(&sh->parent_sleeping, 0, __ATOMIC_RELAXED);
 		if (__atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) == BT_TURN_PARENT)
 			break;
 		if (__atomic_load_n(&sh->alive, __ATOMIC_SEQ_CST) != alive ||
-		    sandbox_reap(bt->pid, sh, bt->msg, sizeof(bt->msg))) {
+		    __atomic_load_n(&sh->alive_u, __ATOMIC_SEQ_CST) != alive_u ||
+		    reap_any(bt, bt->msg, sizeof(bt->msg))) {
 			child_died(bt);
 			return -ECHILD;
 		}
-		if (r < 0 && errno == ETIMEDOUT && bt->pid > 0 &&
+		if (r < 0 && errno == ETIMEDOUT &&
 		    !__atomic_exchange_n(&sh->kick_pending, 1, __ATOMIC_SEQ_CST))
-			kill(bt->pid, BT_SIGKICK); /* the watchdog: is it still a guest in there? */
+			kick_children(bt); /* the watchdog: is it still a guest in there? */
 	}
 	return 0;
 }
@@ -272,8 +308,7 @@ static int take_exit(struct bt_vm *bt, struct vcpu_exit *exit)
 			snprintf(bt->msg, sizeof(bt->msg), "bt: the sandbox reported a fault");
 		fault(exit, bt->msg);
 		bt->dead = true;
-		sandbox_kill(bt->pid);
-		bt->pid = -1;
+		kill_children(bt);
 		return 0;
 	default:
 		break;
@@ -283,8 +318,7 @@ static int take_exit(struct bt_vm *bt, struct vcpu_exit *exit)
 		 e.kind, e.port, e.size, e.count);
 	fault(exit, bt->msg);
 	bt->dead = true;
-	sandbox_kill(bt->pid);
-	bt->pid = -1;
+	kill_children(bt);
 	return 0;
 }
 
@@ -359,7 +393,7 @@ static void bt_pic_notify(void *opaque)
 	if (bt->pid > 0 && !bt->dead &&
 	    __atomic_load_n(&bt->sh->turn, __ATOMIC_SEQ_CST) == BT_TURN_CHILD &&
 	    !__atomic_exchange_n(&bt->sh->kick_pending, 1, __ATOMIC_SEQ_CST))
-		kill(bt->pid, BT_SIGKICK);
+		kick_children(bt);
 }
 
 static void bt_vcpu_kick(struct vcpu *vcpu)
@@ -419,9 +453,28 @@ static int bt_vcpu_init(struct vcpu *vcpu, const struct cpu_boot_state *boot)
 
 	if (vm->pic)
 		pic_set_notify(vm->pic, bt_pic_notify, bt);
-	err = sandbox_spawn(vm, bt->sh, &bt->pid);
+	if (bt->sh->split) {
+		/* U first: K may hand it the vCPU as soon as K runs */
+		err = sandbox_spawn(vm, bt->sh, BT_U, &bt->pid_u);
+		if (err) {
+			log_msg("bt: cannot start the sandbox: %s", strerror(-err));
+			return err;
+		}
+		for (int i = 0; i < 100 && !__atomic_load_n(&bt->sh->u_ready, __ATOMIC_SEQ_CST); i++)
+			futex_wait(&bt->sh->u_ready, 0, true, 100000000ull);
+		if (__atomic_load_n(&bt->sh->u_ready, __ATOMIC_SEQ_CST) != 1) {
+			char msg[BT_MSG_SIZE];
+
+			sanitize(msg, sizeof(msg), bt->sh->msg);
+			log_msg("%s", msg[0] ? msg : "bt: the sandbox's ring-3 child failed to start");
+			kill_children(bt);
+			return -EIO;
+		}
+	}
+	err = sandbox_spawn(vm, bt->sh, BT_K, &bt->pid);
 	if (err) {
 		log_msg("bt: cannot start the sandbox: %s", strerror(-err));
+		kill_children(bt);
 		return err;
 	}
 	err = wait_child(bt, false);
@@ -430,8 +483,7 @@ static int bt_vcpu_init(struct vcpu *vcpu, const struct cpu_boot_state *boot)
 
 		sanitize(msg, sizeof(msg), bt->sh->msg);
 		log_msg("%s", err ? bt->msg : msg[0] ? msg : "bt: the sandbox failed to start");
-		sandbox_kill(bt->pid);
-		bt->pid = -1;
+		kill_children(bt);
 		return -EIO;
 	}
 	bt->running = false;
@@ -492,8 +544,9 @@ static void bt_print_stats(struct vm *vm, FILE *f)
 	fprintf(f, "    shadow: faults %" PRIu64 ", flushes %" PRIu64 ", invlpg %" PRIu64
 		   "; kernel-only runs hidden %" PRIu64 ", shown %" PRIu64 "\n",
 		s.shadow_faults, s.shadow_flushes, s.invlpg, s.us_hides, s.us_shows);
-	fprintf(f, "    segments: host selectors replayed %" PRIu64 ", LDT writes %" PRIu64 "\n",
-		s.seg_repairs, s.ldt_writes);
+	fprintf(f, "    segments: host selectors replayed %" PRIu64 ", LDT writes %" PRIu64
+		   "; ring-0/ring-3 child hand-overs %" PRIu64 "\n",
+		s.seg_repairs, s.ldt_writes, s.child_switches);
 	fprintf(f, "    exits to the monitor %" PRIu64 ", self-modifying writes %" PRIu64 "\n", s.exits,
 		s.smc_writes);
 	if (!bt->sh->translate) {
@@ -521,7 +574,7 @@ static void bt_destroy(struct vm *vm)
 		return;
 	if (vm->pic)
 		pic_set_notify(vm->pic, NULL, NULL);
-	sandbox_kill(bt->pid);
+	kill_children(bt);
 	munmap(bt->sh, sizeof(struct bt_shared));
 	free(bt);
 	vm->engine_data = NULL;

@@ -336,12 +336,28 @@ static void map_identity(void)
 }
 
 /* Drop the shadow: everything (CR3 load without PGE, CR0/CR4 changes) or all but global pages. */
+/* K changed mappings ring 3 may use: U forgets them before it runs again. */
+static void post_to_u(bool all, uint32_t la)
+{
+	struct bt_shared *sh = rt.sh;
+
+	if (!rt.split || rt.role != BT_K)
+		return;
+	if (all || sh->u_ninvlpg >= BT_INVLPG_MAX) {
+		__atomic_add_fetch(&sh->u_flush_seq, 1, __ATOMIC_RELEASE);
+		sh->u_ninvlpg = 0;
+		return;
+	}
+	sh->u_invlpg[sh->u_ninvlpg++] = la;
+}
+
 void mmu_flush(bool keep_global)
 {
 	static uint64_t not_global[NWORDS];
 	bool any_global = false;
 
 	rt.st->shadow_flushes++;
+	post_to_u(true, 0);
 	if (identity) {
 		unmap_range(0, NPAGES);
 		identity = false;
@@ -374,6 +390,7 @@ void mmu_invlpg(uint32_t la)
 
 	rt.st->invlpg++;
 	tcrun_invlpg(la);
+	post_to_u(false, la);
 	if (la >= BT_TOP || identity)
 		return;
 	if (region_big[r]) {
@@ -510,6 +527,8 @@ static bool show_hidden(uint32_t la)
 /* Ring 3 must not reach what only ring 0 may. */
 void mmu_cpl_changed(unsigned old_cpl)
 {
+	if (rt.split)
+		return; /* U's shadow has only ring-3 pages; K never runs ring 3 */
 	if ((old_cpl == 3) != (rt.cpu->cpl == 3))
 		tcrun_top_visible(rt.cpu->cpl != 3);
 	if (rt.cpu->cpl == 3 && old_cpl != 3)

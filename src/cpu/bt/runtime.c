@@ -24,6 +24,7 @@ ucontext_t rt_far_uc;
 uint64_t rt_far_stack;
 /* XSAVE area for the guest's extended state across a far callout (sized in tcrun_init). */
 uint8_t rt_far_xsave[RT_XSAVE_MAX] __attribute__((aligned(64)));
+uint32_t rt_xsave_size;
 volatile uint8_t rt_in_callout, rt_kick_deferred;
 extern char rt_far_check[], rt_far_again[];
 _Static_assert(offsetof(ucontext_t, uc_mcontext.gregs) == 40, "ucontext layout");
@@ -282,6 +283,127 @@ static void first_entry(void)
 	rt.started = true;
 }
 
+/*
+ * Two children (docs/bt.md): the one whose privilege level the vCPU is not at
+ * hands it to the other through the shared page — registers, the extended
+ * state, and what the receiver's shadow must forget — and sleeps until it
+ * comes back. The receiver continues in the handler it gave the vCPU away in.
+ */
+static void wait_owner(void)
+{
+	struct bt_shared *sh = rt.sh;
+	unsigned me = rt.role;
+	uint64_t t0 = rt_rdtsc();
+
+	while (__atomic_load_n(&sh->owner, __ATOMIC_ACQUIRE) != me && rt_rdtsc() - t0 < 2000)
+		__builtin_ia32_pause();
+	if (__atomic_load_n(&sh->owner, __ATOMIC_ACQUIRE) == me)
+		return;
+	__atomic_store_n(&sh->owner_sleeping[me], 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&sh->owner, __ATOMIC_SEQ_CST) != me)
+		rt_syscall(SYS_futex, (uint64_t)&sh->owner, FUTEX_WAIT, me ^ 1, 0, 0);
+	__atomic_store_n(&sh->owner_sleeping[me], 0, __ATOMIC_RELAXED);
+}
+
+/* The extended state between this context's save area and the shared page. */
+static void xstate_out(void)
+{
+	uint32_t n = rt.fp_size < BT_XSTATE_MAX ? rt.fp_size : BT_XSTATE_MAX;
+
+	memcpy(rt.sh->xstate, rt.fp, n);
+	rt.sh->xstate_size = n;
+}
+
+static void xstate_in(void)
+{
+	uint32_t n = rt.sh->xstate_size < rt.fp_size ? rt.sh->xstate_size : rt.fp_size;
+
+	/* bytes 464-511 of the legacy area are the signal frame's own format marks: keep them */
+	memcpy(rt.fp, rt.sh->xstate, n < 464 ? n : 464);
+	if (n > 512)
+		memcpy(rt.fp + 512, rt.sh->xstate + 512, n - 512);
+}
+
+static void take_vcpu(void)
+{
+	struct bt_shared *sh = rt.sh;
+
+	for (int r = 0; r < 8; r++)
+		set_gr(r, rt.cpu->regs[r]);
+	set_eip(rt.cpu->eip);
+	vcpu_set_eflags(rt.cpu->eflags, ~0u);
+	xstate_in();
+	rt.tf_window = false;
+	seg_reload_all();
+	if (rt.role == BT_U) {
+		uint32_t seq = __atomic_load_n(&sh->u_flush_seq, __ATOMIC_ACQUIRE);
+
+		if (seq != rt.u_flush_seen) {
+			rt.u_flush_seen = seq;
+			mmu_flush(false);
+		} else {
+			for (uint32_t i = 0; i < sh->u_ninvlpg && i < BT_INVLPG_MAX; i++)
+				mmu_invlpg(sh->u_invlpg[i]);
+		}
+		sh->u_ninvlpg = 0;
+	}
+	tcrun_took_vcpu();
+}
+
+static void give_vcpu(void)
+{
+	struct bt_shared *sh = rt.sh;
+	unsigned other = rt.role ^ 1;
+
+	vcpu_snapshot();
+	xstate_out();
+	rt.st->child_switches++;
+	__atomic_store_n(&sh->owner, other, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&sh->owner_sleeping[other], __ATOMIC_SEQ_CST))
+		rt_syscall(SYS_futex, (uint64_t)&sh->owner, FUTEX_WAKE, 1, 0, 0);
+	wait_owner();
+	take_vcpu();
+}
+
+/* The child that should run the vCPU at its present CPL. */
+static unsigned owner_for_cpl(void)
+{
+	return rt.cpu->cpl == 3 ? BT_U : BT_K;
+}
+
+/* U's first signal: wait for ring 3, which K hands over. */
+static void first_entry_u(void)
+{
+	greg_t *g = rt.uc->uc_mcontext.gregs;
+
+	for (int i = 0; i < NGREG; i++)
+		if (i != REG_CSGSFS && i != REG_CR2 && i != REG_TRAPNO && i != REG_ERR &&
+		    i != REG_OLDMASK)
+			g[i] = 0;
+	sigemptyset(&rt.uc->uc_sigmask);
+	rt.started = true;
+	__atomic_store_n(&rt.sh->u_ready, 1, __ATOMIC_SEQ_CST);
+	rt_syscall(SYS_futex, (uint64_t)&rt.sh->u_ready, FUTEX_WAKE, 1, 0, 0);
+	wait_owner();
+	take_vcpu();
+}
+
+/* The extended state of a signal context: XSAVE after the FXSAVE area if the kernel says so. */
+static void signal_fp(ucontext_t *uc)
+{
+	uint8_t *fp = (uint8_t *)uc->uc_mcontext.fpregs;
+	uint32_t magic, size;
+
+	rt.fp = fp;
+	rt.fp_size = 512;
+	if (!fp)
+		return;
+	memcpy(&magic, fp + 464, 4);
+	memcpy(&size, fp + 480, 4);
+	if (magic == 0x46505853u && size >= 512 && size <= BT_XSTATE_MAX) /* FP_XSTATE_MAGIC1 */
+		rt.fp_size = size;
+}
+
 static _Noreturn void escape(int sig, siginfo_t *si)
 {
 	greg_t *g = rt.uc->uc_mcontext.gregs;
@@ -428,12 +550,17 @@ static void handle(int sig, siginfo_t *si, ucontext_t *uc)
 	uint64_t t0 = rt_rdtsc(), w0, t1;
 
 	rt.uc = uc;
+	if (uc != &rt_far_uc)
+		signal_fp(uc);
 	rt.sh->in_runtime = 1;
 	w0 = rt.st->tsc_wait;
 	if (!rt.started) {
 		if (sig != SIGTRAP || !rt.armed)
 			rt_fatal(BT_EXIT_FAULT, "bt: signal %d in the runtime's set-up", sig);
-		first_entry();
+		if (rt.role == BT_U)
+			first_entry_u();
+		else
+			first_entry();
 	} else {
 		bool from_tc = tcrun_in_tc((uint32_t)uc->uc_mcontext.gregs[REG_RIP]);
 
@@ -443,6 +570,8 @@ static void handle(int sig, siginfo_t *si, ucontext_t *uc)
 	}
 	if (!tcrun_resuming())
 		vcpu_check_irq();
+	while (rt.split && owner_for_cpl() != rt.role)
+		give_vcpu();
 	seg_apply();
 	tcrun_resume();
 	t1 = rt_rdtsc();
@@ -487,6 +616,8 @@ int rt_signal(int sig, siginfo_t *si, ucontext_t *uc)
 /* rt_far_entry: a callout from translated code, without a signal. */
 void rt_far_callout(void)
 {
+	rt.fp = rt_far_xsave;
+	rt.fp_size = rt_xsave_size;
 	handle(SIGTRAP, NULL, &rt_far_uc);
 }
 
@@ -494,5 +625,7 @@ void rt_far_callout(void)
 void rt_far_kick(void)
 {
 	rt_kick_deferred = 0;
+	rt.fp = rt_far_xsave;
+	rt.fp_size = rt_xsave_size;
 	handle(BT_SIGKICK, NULL, &rt_far_uc);
 }

@@ -109,6 +109,11 @@ struct rt {
 	bool page0;		/* guest page 0 can be mapped (CAP_SYS_RAWIO) */
 	uint64_t tsc_mark;
 	struct tcache *tc;
+	unsigned role;		/* BT_K or BT_U (shared.h) */
+	bool split;		/* two children: K runs CPL 0-2, U runs CPL 3 */
+	uint8_t *fp;		/* the current context's extended state (XSAVE format) */
+	uint32_t fp_size;
+	uint32_t u_flush_seen;	/* U: the last u_flush_seq applied */
 };
 
 extern struct rt rt;
@@ -139,6 +144,7 @@ uint64_t rt_syscall6(uint64_t nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_
 #define rt_syscall(nr, a1, a2, a3, a4, a5) rt_syscall6((nr), (a1), (a2), (a3), (a4), (a5), 0)
 int rt_signal(int sig, siginfo_t *si, ucontext_t *uc);
 void rt_far_callout(void);
+extern uint32_t rt_xsave_size; /* XSAVE size of the enabled features (CPUID 0xd) */
 void rt_far_kick(void);
 extern uint64_t rt_far_stack;
 #define RT_XSAVE_MAX (16u << 10)
@@ -197,6 +203,7 @@ int seg_sync_from_real(void);
 void seg_apply(void);
 int seg_init(void);
 void seg_cpl_changed(void);
+void seg_reload_all(void); /* mirrors for every register (after a hand-over) */
 /* linear address of sreg:off (no limit check) */
 static inline uint32_t seg_lin(int sreg, uint32_t off)
 {
@@ -230,6 +237,7 @@ bool tcrun_entry(int sig, siginfo_t *si); /* a signal from translated code; true
 void tcrun_resume(void);	       /* at the end of a handler: where the guest continues */
 bool tcrun_resuming(void);	       /* ... in the TC where it stopped, state untouched */
 void tcrun_stats(void);
+void tcrun_took_vcpu(void); /* K got the vCPU back: forget resume points, drop what U wrote */
 void tcrun_code_written(uint64_t gpa_page);
 void tcrun_top_visible(bool visible);
 void tcrun_paging_changed(bool all);   /* CR0.PG, CR4.PSE (all) or CR4.PGE changed */

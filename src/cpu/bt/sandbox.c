@@ -59,6 +59,8 @@ static _Noreturn void child_fail(struct bt_shared *sh, const char *fmt, ...)
 	sh->exit.kind = BT_EXIT_FAULT;
 	__atomic_store_n(&sh->turn, BT_TURN_PARENT, __ATOMIC_SEQ_CST);
 	syscall(SYS_futex, &sh->turn, FUTEX_WAKE, 1, NULL, NULL, 0);
+	__atomic_store_n(&sh->u_ready, 2, __ATOMIC_SEQ_CST); /* U's set-up failed, if this is U */
+	syscall(SYS_futex, &sh->u_ready, FUTEX_WAKE, 1, NULL, NULL, 0);
 	_exit(1);
 }
 
@@ -85,7 +87,7 @@ static void check_low_mappings(struct bt_shared *sh)
 
 /*
  * The filter. 64-bit system calls are allowed only from the runtime's two
- * syscall instructions, and only: rt_sigreturn, futex on the hand-off word,
+ * syscall instructions, and only: rt_sigreturn, futex on the hand-off words,
  * modify_ldt, exit_group, and mmap/munmap/mprotect below 4 GiB (mmap only
  * MAP_FIXED, of the guest-RAM memfd or anonymous). Everything else — any
  * 32-bit call (the guest's INT 0x80) or a 64-bit one from anywhere else —
@@ -98,7 +100,7 @@ static void check_low_mappings(struct bt_shared *sh)
 #define ARG_HI(i) (ARG_LO(i) + 4)
 #define IP_LO offsetof(struct seccomp_data, instruction_pointer)
 #define IP_HI (IP_LO + 4)
-enum { L_SIGRET = 15, L_FUTEX = 17, L_MMAP = 21, L_MEM = 26, L_ALLOW = 36, L_TRAP = 37 };
+enum { L_SIGRET = 15, L_FUTEX = 17, L_MMAP = 22, L_MEM = 27, L_ALLOW = 37, L_TRAP = 38 };
 
 static int install_seccomp(struct bt_shared *sh, int memfd)
 {
@@ -122,27 +124,29 @@ static int install_seccomp(struct bt_shared *sh, int memfd)
 		/* 14 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
 		/* 15 L_SIGRET */ LD(offsetof(struct seccomp_data, nr)),
 		/* 16 */ J(16, BPF_JEQ, SYS_rt_sigreturn, L_ALLOW, L_TRAP),
-		/* 17 L_FUTEX */ LD(ARG_LO(0)),
-		/* 18 */ J(18, BPF_JEQ, (uint32_t)fx, 19, L_TRAP),
-		/* 19 */ LD(ARG_HI(0)),
-		/* 20 */ J(20, BPF_JEQ, (uint32_t)(fx >> 32), L_ALLOW, L_TRAP),
-		/* 21 L_MMAP */ LD(ARG_LO(3)),
-		/* 22 */ J(22, BPF_JSET, MAP_FIXED, 23, L_TRAP),
-		/* 23 */ LD(ARG_LO(4)),
-		/* 24 */ J(24, BPF_JEQ, (uint32_t)memfd, L_MEM, 25),
-		/* 25 */ J(25, BPF_JEQ, 0xffffffffu, L_MEM, L_TRAP),
-		/* 26 L_MEM: [addr, addr + len) below 4 GiB */ LD(ARG_HI(0)),
-		/* 27 */ J(27, BPF_JEQ, 0, 28, L_TRAP),
-		/* 28 */ LD(ARG_HI(1)),
-		/* 29 */ J(29, BPF_JEQ, 0, 30, L_TRAP),
-		/* 30 */ LD(ARG_LO(0)),
-		/* 31 */ J(31, BPF_JEQ, 0, L_ALLOW, 32),
-		/* 32 */ BPF_STMT(BPF_ALU | BPF_NEG, 0), /* 2^32 - addr */
-		/* 33 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
-		/* 34 */ LD(ARG_LO(1)),
-		/* 35 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_X, 0, L_TRAP - 36, L_ALLOW - 36),
-		/* 36 L_ALLOW */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		/* 37 L_TRAP */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+		/* 17 L_FUTEX: only on the hand-off words (the shared page's first 64 bytes) */
+		LD(ARG_HI(0)),
+		/* 18 */ J(18, BPF_JEQ, (uint32_t)(fx >> 32), 19, L_TRAP),
+		/* 19 */ LD(ARG_LO(0)),
+		/* 20 */ J(20, BPF_JGE, (uint32_t)fx, 21, L_TRAP),
+		/* 21 */ J(21, BPF_JGE, (uint32_t)fx + 64, L_TRAP, L_ALLOW),
+		/* 22 L_MMAP */ LD(ARG_LO(3)),
+		/* 23 */ J(23, BPF_JSET, MAP_FIXED, 24, L_TRAP),
+		/* 24 */ LD(ARG_LO(4)),
+		/* 25 */ J(25, BPF_JEQ, (uint32_t)memfd, L_MEM, 26),
+		/* 26 */ J(26, BPF_JEQ, 0xffffffffu, L_MEM, L_TRAP),
+		/* 27 L_MEM: [addr, addr + len) below 4 GiB */ LD(ARG_HI(0)),
+		/* 28 */ J(28, BPF_JEQ, 0, 29, L_TRAP),
+		/* 29 */ LD(ARG_HI(1)),
+		/* 30 */ J(30, BPF_JEQ, 0, 31, L_TRAP),
+		/* 31 */ LD(ARG_LO(0)),
+		/* 32 */ J(32, BPF_JEQ, 0, L_ALLOW, 33),
+		/* 33 */ BPF_STMT(BPF_ALU | BPF_NEG, 0), /* 2^32 - addr */
+		/* 34 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+		/* 35 */ LD(ARG_LO(1)),
+		/* 36 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_X, 0, L_TRAP - 37, L_ALLOW - 37),
+		/* 37 L_ALLOW */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		/* 38 L_TRAP */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
 	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
 
@@ -168,7 +172,7 @@ static int set_handler(int sig)
 }
 
 /* In the child: never returns. */
-static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t parent)
+static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t parent, unsigned role)
 {
 	static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, BT_SIGKICK };
 	int memfd = vm->mem.fd;
@@ -179,7 +183,7 @@ static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t pare
 	if (getppid() != parent)
 		_exit(1);
 	setpgid(0, 0); /* no terminal signals: the monitor owns the terminal */
-	prctl(PR_SET_NAME, "ring3-bt-guest");
+	prctl(PR_SET_NAME, role == BT_U ? "ring3-bt-user" : "ring3-bt-guest");
 	for (int s = 1; s < 65; s++)
 		if (s != SIGKILL && s != SIGSTOP)
 			signal(s, SIG_DFL);
@@ -199,6 +203,8 @@ static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t pare
 	rt.ram = vm->mem.host;
 	rt.ram_size = vm->mem.region[0].size;
 	rt.memfd = memfd;
+	rt.role = role;
+	rt.split = sh->split;
 	__asm__ volatile("rdfsbase %0" : "=r"(rt_host_fsbase));
 	rt.host_fsbase = rt_host_fsbase;
 	/* page 0 is the guest's too, if we may map it (CAP_SYS_RAWIO) */
@@ -211,7 +217,7 @@ static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t pare
 	emu_init();
 	if (seg_init() || mmu_init())
 		child_fail(sh, "bt: cannot set up the guest's segments and memory");
-	rt_translate = sh->translate;
+	rt_translate = sh->translate && role == BT_K; /* U runs only ring 3, directly */
 	rt_callout_int3 = sh->callout_int3;
 	int terr = tcrun_init();
 	if (terr)
@@ -225,9 +231,10 @@ static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t pare
 	/* the monitor learns of our death through this robust futex */
 	robust_head.list.next = &robust_entry;
 	robust_entry.next = &robust_head.list;
-	robust_head.futex_offset = (long)((char *)&sh->alive - (char *)&robust_entry);
+	uint32_t *alive = role == BT_U ? &sh->alive_u : &sh->alive;
+	robust_head.futex_offset = (long)((char *)alive - (char *)&robust_entry);
 	robust_head.list_op_pending = NULL;
-	__atomic_store_n(&sh->alive, (uint32_t)gettid() | FUTEX_WAITERS, __ATOMIC_SEQ_CST);
+	__atomic_store_n(alive, (uint32_t)gettid() | FUTEX_WAITERS, __ATOMIC_SEQ_CST);
 	if (syscall(SYS_set_robust_list, &robust_head, sizeof(robust_head)))
 		child_fail(sh, "bt: set_robust_list: %s", strerror(errno));
 
@@ -238,27 +245,30 @@ static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t pare
 		child_fail(sh, "bt: cannot install the seccomp filter: %s", strerror(-err));
 
 	/* from here on: rt_syscall only */
-	memset(&sh->exit, 0, sizeof(sh->exit));
-	rt_exit_wait(BT_EXIT_READY);
+	if (role == BT_K) {
+		memset(&sh->exit, 0, sizeof(sh->exit));
+		rt_exit_wait(BT_EXIT_READY);
+	}
 	rt.armed = true;
 	__asm__ volatile("int3"); /* the first entry: rt_signal loads the guest's state */
 	for (;;)
 		rt_syscall(SYS_exit_group, 1, 0, 0, 0, 0);
 }
 
-int sandbox_spawn(struct vm *vm, struct bt_shared *sh, pid_t *pid)
+int sandbox_spawn(struct vm *vm, struct bt_shared *sh, unsigned role, pid_t *pid)
 {
 	pid_t parent = getpid(), p;
 
 	if (!(getauxval(AT_HWCAP2) & 2 /* HWCAP2_FSGSBASE */))
 		return -ENOTSUP;
-	__atomic_store_n(&sh->turn, BT_TURN_CHILD, __ATOMIC_SEQ_CST);
+	if (role == BT_K)
+		__atomic_store_n(&sh->turn, BT_TURN_CHILD, __ATOMIC_SEQ_CST);
 	fflush(NULL);
 	p = fork();
 	if (p < 0)
 		return -errno;
 	if (p == 0)
-		child_main(vm, sh, parent);
+		child_main(vm, sh, parent, role);
 	*pid = p;
 	return 0;
 }

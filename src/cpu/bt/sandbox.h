@@ -11,8 +11,11 @@
 struct vm;
 struct bt_shared;
 
-/* Fork the child; it posts BT_EXIT_READY (or FAULT) on sh when set up. 0 or -errno. */
-int sandbox_spawn(struct vm *vm, struct bt_shared *sh, pid_t *pid);
+/*
+ * Fork a child for role BT_K (posts BT_EXIT_READY, or FAULT, when set up) or
+ * BT_U (sets u_ready, then waits for the vCPU). 0 or -errno.
+ */
+int sandbox_spawn(struct vm *vm, struct bt_shared *sh, unsigned role, pid_t *pid);
 /* 1 and a one-line reason if the child has ended (and is reaped), else 0. */
 int sandbox_reap(pid_t pid, struct bt_shared *sh, char *msg, size_t len);
 void sandbox_kill(pid_t pid);

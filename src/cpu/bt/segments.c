@@ -346,6 +346,12 @@ void seg_cpl_changed(void)
 			mirror(s);
 }
 
+void seg_reload_all(void)
+{
+	for (int s = 0; s < BT_NSREG; s++)
+		mirror(s);
+}
+
 int seg_init(void)
 {
 	memset(slot_desc, 0, sizeof(slot_desc));

@@ -128,6 +128,7 @@ struct bt_counters {
 	uint64_t invlpg;
 	uint64_t smc_writes;	  /* guest writes that hit a page with translated code */
 	uint64_t us_hides, us_shows; /* kernel-only page runs hidden at CPL 3, shown again */
+	uint64_t child_switches;  /* hand-overs between the K and U children */
 	uint64_t callout[8];	  /* callouts from translated code, by enum bt_site_kind */
 	uint64_t callout_action[32]; /* BT_SITE_EMULATE callouts, by enum bt_action */
 	uint64_t tc_invalidated;  /* translated blocks dropped (writes, INVLPG, CR3) */
@@ -142,11 +143,36 @@ struct bt_counters {
 	uint64_t tsc_wait;	  /* TSC cycles waiting for the monitor */
 };
 
+/*
+ * Two sandbox children share the vCPU (docs/bt.md, "Two address spaces"):
+ * K runs the guest at CPL 0-2 (its shadow maps everything), U at CPL 3 (its
+ * shadow maps only what ring 3 may reach). `owner` says which one holds it.
+ */
+#define BT_K 0u
+#define BT_U 1u
+#define BT_INVLPG_MAX 32u
+#define BT_XSTATE_MAX (16u << 10)
+
 struct bt_shared {
 	_Alignas(64) uint32_t turn;	  /* BT_TURN_*: the hand-off futex */
 	uint32_t parent_sleeping;	  /* the monitor is (about to be) in FUTEX_WAIT */
 	uint32_t child_sleeping;
-	_Alignas(64) uint32_t alive;	  /* child TID | FUTEX_WAITERS: a robust futex */
+	uint32_t owner;			  /* BT_K or BT_U: the child that runs the vCPU (futex) */
+	uint32_t owner_sleeping[2];	  /* that child waits in FUTEX_WAIT on owner */
+	uint32_t u_ready;		  /* U is set up and waits for the vCPU (futex) */
+	_Alignas(64) uint32_t alive;	  /* K's TID | FUTEX_WAITERS: a robust futex */
+	_Alignas(64) uint32_t alive_u;	  /* U's, likewise (0 without U) */
+	_Alignas(64) uint32_t split;	  /* set by the monitor: two children, K and U */
+	/* K → U: what U's shadow must forget before ring 3 runs again */
+	uint32_t u_flush_seq;		  /* bumped: flush everything */
+	uint32_t u_ninvlpg;
+	uint32_t u_invlpg[BT_INVLPG_MAX];
+	/* U → K: guest-physical pages with translations that ring 3 wrote */
+	uint32_t k_ncode;
+	uint32_t k_code[BT_INVLPG_MAX];
+	/* the vCPU's extended (FPU/SSE/AVX) state in transit, XSAVE standard format */
+	uint32_t xstate_size;
+	_Alignas(64) uint8_t xstate[BT_XSTATE_MAX];
 	_Alignas(64) struct bt_exit exit; /* child -> monitor */
 	struct bt_resume resume;	  /* monitor -> child */
 	uint32_t kick_pending;		  /* the monitor sent a kick the child has not seen */

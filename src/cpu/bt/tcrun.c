@@ -186,6 +186,7 @@ int tcrun_init(void)
 		__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(0));
 		if (b > RT_XSAVE_MAX || !(__builtin_cpu_supports("xsave")))
 			return -ENOTSUP;
+		rt_xsave_size = b;
 		memset(rt_far_xsave, 0, sizeof(rt_far_xsave));
 		__asm__ volatile("xsave64 %0" : "+m"(rt_far_xsave) : "a"(-1), "d"(-1));
 	}
@@ -240,7 +241,7 @@ int tcrun_init(void)
  */
 void tcrun_top_visible(bool visible)
 {
-	if (!rt.tc)
+	if (!rt.tc || rt.split) /* split: U never maps the top region, K never runs ring 3 */
 		return;
 	rt_syscall(SYS_mprotect, BT_TOP, BT_TOP_SIZE,
 		   visible ? PROT_READ | PROT_WRITE | PROT_EXEC : PROT_NONE, 0, 0);
@@ -448,6 +449,26 @@ bool tcrun_entry(int sig, siginfo_t *si)
 	}
 	need_exact(&s, sig);
 	return false;
+}
+
+/* K has the vCPU back from U: its old resume points are void; drop what ring 3 wrote. */
+void tcrun_took_vcpu(void)
+{
+	struct bt_shared *sh = rt.sh;
+
+	tr.resume_tc = 0;
+	tr.hint_tc = 0;
+	tr.stepping = false;
+	if (!rt.tc)
+		return;
+	if (sh->k_ncode > BT_INVLPG_MAX) {
+		tc_flush(rt.tc);
+		forget_all();
+	} else {
+		for (uint32_t i = 0; i < sh->k_ncode; i++)
+			rt.st->tc_invalidated += tc_invalidate_page(rt.tc, (uint64_t)sh->k_code[i] << 12);
+	}
+	sh->k_ncode = 0;
 }
 
 /* The handler resumes translated code where it stopped: no guest-visible state changed. */
