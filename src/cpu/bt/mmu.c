@@ -42,8 +42,10 @@ static uint32_t vpage_pa[NPAGES]; /* the guest-physical page each mapped virtual
 #define CODE_PAGES ((3ull << 30) >> 12)
 static uint64_t code_bits[CODE_PAGES / 64];
 static uint16_t region_pages[NREGIONS];
+static uint64_t active[(NREGIONS + 63) / 64]; /* regions that may have pages: what to scan */
 static uint8_t region_big[NREGIONS]; /* mapped as one 4 MiB page */
 static unsigned nr_maps;
+static unsigned n_global; /* pages mapped as global (a count that may run high: a hint) */
 static bool identity; /* paging off: all RAM below BT_TOP is mapped at its address */
 
 static bool bit(const uint64_t *b, uint32_t pg)
@@ -274,29 +276,32 @@ static void unmap_range(uint32_t pg, uint32_t n)
 		   "munmap", pg << 12);
 }
 
-/* Apply fn to every run of pages in the shadow whose bits in sel are set. */
+/* Apply fn to every run of pages in the shadow whose bits in sel are set, in address order. */
 static void for_runs(const uint64_t *sel, bool only_mapped, void (*fn)(uint32_t pg, uint32_t n))
 {
 	uint32_t run = 0, start = 0;
 
-	for (uint32_t r = 0; r < NREGIONS; r++) {
-		if (!region_pages[r]) {
-			if (run)
-				fn(start, run);
-			run = 0;
-			continue;
-		}
-		for (uint32_t wd = r * 16; wd < r * 16 + 16; wd++) {
-			uint64_t b = sel[wd] & (only_mapped ? map_bits[wd] : ~0ull);
+	for (uint32_t a = 0; a < sizeof(active) / sizeof(active[0]); a++) {
+		for (uint64_t act = active[a]; act; act &= act - 1) {
+			uint32_t r = a * 64 + (uint32_t)__builtin_ctzll(act);
 
-			for (uint32_t i = 0; i < 64; i++) {
-				if (b >> i & 1) {
-					if (!run)
-						start = wd * 64 + i;
-					run++;
-				} else if (run) {
-					fn(start, run);
-					run = 0;
+			for (uint32_t wd = r * 16; wd < r * 16 + 16; wd++) {
+				uint64_t b = sel[wd] & (only_mapped ? map_bits[wd] : ~0ull);
+
+				while (b) {
+					uint32_t i = (uint32_t)__builtin_ctzll(b), pg = wd * 64 + i, n;
+					uint64_t rest = ~(b >> i);
+
+					n = rest ? (uint32_t)__builtin_ctzll(rest) : 64 - i;
+					if (run && start + run == pg) {
+						run += n;
+					} else {
+						if (run)
+							fn(start, run);
+						start = pg;
+						run = n;
+					}
+					b = i + n < 64 ? b & (~0ull << (i + n)) : 0;
 				}
 			}
 		}
@@ -362,22 +367,35 @@ void mmu_flush(bool keep_global)
 		unmap_range(0, NPAGES);
 		identity = false;
 	}
-	for (uint32_t i = 0; keep_global && i < NWORDS && !any_global; i++)
-		any_global = glob_bits[i] != 0;
+	any_global = keep_global && n_global;
 	if (!any_global) {
 		unmap_range(0, NPAGES);
-		memset(map_bits, 0, sizeof(map_bits));
-		memset(w_bits, 0, sizeof(w_bits));
-		memset(glob_bits, 0, sizeof(glob_bits));
-		memset(sup_bits, 0, sizeof(sup_bits));
-		memset(hidden_bits, 0, sizeof(hidden_bits));
+		/* clear only the regions that had pages: the arrays are 128 KiB each */
+		for (uint32_t a = 0; a < sizeof(active) / sizeof(active[0]); a++) {
+			for (uint64_t act = active[a]; act; act &= act - 1) {
+				uint32_t r = a * 64 + (uint32_t)__builtin_ctzll(act), w = r * 16;
+
+				memset(&map_bits[w], 0, 16 * 8);
+				memset(&w_bits[w], 0, 16 * 8);
+				memset(&glob_bits[w], 0, 16 * 8);
+				memset(&sup_bits[w], 0, 16 * 8);
+				memset(&hidden_bits[w], 0, 16 * 8);
+				region_pages[r] = 0;
+				region_big[r] = 0;
+			}
+			active[a] = 0;
+		}
 		memset(exposed_words, 0, sizeof(exposed_words));
-		memset(region_pages, 0, sizeof(region_pages));
-		memset(region_big, 0, sizeof(region_big));
 		nr_maps = 0;
+		n_global = 0;
 	} else {
-		for (uint32_t i = 0; i < NWORDS; i++)
-			not_global[i] = ~glob_bits[i];
+		for (uint32_t a = 0; a < sizeof(active) / sizeof(active[0]); a++)
+			for (uint64_t act = active[a]; act; act &= act - 1) {
+				uint32_t w = (a * 64 + (uint32_t)__builtin_ctzll(act)) * 16;
+
+				for (uint32_t i = w; i < w + 16; i++)
+					not_global[i] = ~glob_bits[i];
+			}
 		for_runs(not_global, true, forget);
 	}
 	if (!(rt.cpu->cr0 & CR0_PG))
@@ -559,6 +577,10 @@ static void map_pages(uint32_t vpg, uint64_t pa, uint32_t n, bool write, bool gl
 	for (uint32_t i = vpg; i < vpg + n; i++)
 		if (!bit(map_bits, i))
 			region_pages[i >> 10]++;
+	for (uint32_t g = vpg >> 10; g <= (vpg + n - 1) >> 10; g++)
+		active[g / 64] |= 1ull << (g % 64);
+	if (global)
+		n_global += n;
 	r = (long)rt_syscall6(SYS_mmap, (uint64_t)vpg << 12, (uint64_t)n << 12, (uint64_t)prot,
 			     MAP_SHARED | MAP_FIXED, (uint64_t)rt.memfd, pa);
 	sys_or_die(r, "mmap", vpg << 12);
@@ -651,7 +673,9 @@ int mmu_init(void)
 	memset(map_bits, 0, sizeof(map_bits));
 	memset(hidden_bits, 0, sizeof(hidden_bits));
 	memset(exposed_words, 0, sizeof(exposed_words));
+	memset(active, 0, sizeof(active));
 	nr_maps = 0;
+	n_global = 0;
 	identity = false;
 	if (!(rt.cpu->cr0 & CR0_PG))
 		map_identity();

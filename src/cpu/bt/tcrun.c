@@ -180,12 +180,13 @@ int tcrun_init(void)
 	if (!rt_translate)
 		return 0;
 	if (!rt_callout_int3) {
-		/* far callouts save the guest's extended state with XSAVE: it must fit */
-		uint32_t a, b, c, d;
+		/* far callouts save the guest's extended state with XSAVEOPT: it must fit */
+		uint32_t a, b, c, d, opt;
 
+		__asm__ volatile("cpuid" : "=a"(opt), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(1));
 		__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(0));
-		if (b > RT_XSAVE_MAX || !(__builtin_cpu_supports("xsave")))
-			return -ENOTSUP;
+		if (b > RT_XSAVE_MAX || !(__builtin_cpu_supports("xsave")) || !(opt & 1))
+			rt_callout_int3 = true; /* no XSAVEOPT: callouts by signal, which save it all */
 		rt_xsave_size = b;
 		memset(rt_far_xsave, 0, sizeof(rt_far_xsave));
 		__asm__ volatile("xsave64 %0" : "+m"(rt_far_xsave) : "a"(-1), "d"(-1));
