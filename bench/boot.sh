@@ -7,6 +7,9 @@
 # readiness line and to exit, and peak RSS; the last line is
 #   boot ring3/qemu-microvm time-to-init median ratio R
 # Results also go to bench/out/boot-DATE.txt. Never part of `make check`.
+# The outer VM's shmem_enabled is "advise" (NESTED_SHMEM_THP=never to compare):
+# then ring3's memfd guest RAM gets huge pages, as QEMU's anonymous RAM does
+# under Debian's THP "always".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-10}
@@ -48,6 +51,7 @@ field() { # field VMM NAME: that field of every successful run, one per line
 {
 	echo "# boot benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -n)"
 	echo "# host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
+	echo "# outer VM: THP $(sed -n 's/^# enabled: //p' "$tmp/results.txt"), shmem THP $(sed -n 's/^# shmem_enabled: //p' "$tmp/results.txt")"
 	echo "# guest: $(basename "$(readlink -f build/guest-linux/vmlinuz-amd64)") $(ls /boot/vmlinuz-*-cloud-amd64 | sort -V | tail -1 | sed 's|/boot/vmlinuz-||'), 256 MiB, 1 vCPU, inside QEMU TCG -cpu qemu64,+svm"
 	echo "# raw results (QEMU's status 1 is debug-exit's (0 << 1) | 1):"
 	sed 's/^/#   /' "$tmp/results.txt"

@@ -5,7 +5,10 @@
 # with the shared libraries it links, the default amd64 guest in /guest, and
 # PAYLOAD as /payload.sh. Its /init loads the modules and runs the payload,
 # whose output goes to the outer serial console, then powers the outer VM off.
-# RING3_BIN picks another ring3 binary than ./ring3.
+# RING3_BIN picks another ring3 binary than ./ring3. NESTED_SHMEM_THP (advise,
+# the default, or never) sets the outer kernel's transparent_hugepage/
+# shmem_enabled: ring3's guest RAM is a memfd, which gets 2 MiB pages only with
+# "advise" (ring3 asks for them); boots are twice as fast with them here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$1 payload=$2
@@ -84,6 +87,7 @@ insmod /lib/kvm/irqbypass.ko
 insmod /lib/kvm/kvm.ko
 grep -qw svm /proc/cpuinfo && insmod /lib/kvm/kvm-amd.ko
 grep -qw vmx /proc/cpuinfo && insmod /lib/kvm/kvm-intel.ko
+echo __SHMEM_THP__ > /sys/kernel/mm/transparent_hugepage/shmem_enabled
 if [ -c /dev/kvm ]; then
 	echo "@@NESTED kvm ready"
 else
@@ -93,6 +97,9 @@ sh /payload.sh
 echo "@@NESTED done"
 poweroff -f
 EOF
+thp=${NESTED_SHMEM_THP:-advise}
+case $thp in advise | never) ;; *) echo "nested-initramfs: NESTED_SHMEM_THP is advise or never" >&2; exit 2 ;; esac
+sed -i "s/__SHMEM_THP__/$thp/" "$tmp/init"
 chmod +x "$tmp/init"
 
 (cd "$tmp" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) |
