@@ -30,9 +30,9 @@ _start:
 	.globl vec\n
 vec\n:
 	.if (\n == 8) || (\n >= 10 && \n <= 14) || (\n == 17)
-	popl err_code
+	popl %ss:err_code		/* DS may be anything ring 3 left */
 	.else
-	movl $0, err_code
+	movl $0, %ss:err_code
 	.endif
 	pushl $\n
 	jmp trap_common
@@ -47,9 +47,20 @@ vec\n:
 
 trap_common:
 	pushal
+	pushl %ds
+	pushl %es
+	pushl %fs
+	pushl %gs
+	movw $0x10, %ax			/* ring 3 may have left anything in DS and ES */
+	movw %ax, %ds
+	movw %ax, %es
 	pushl %esp			/* struct regs * */
 	call trap
 	addl $4, %esp
+	popl %gs
+	popl %fs
+	popl %es
+	popl %ds
 	popal
 	addl $4, %esp			/* vector */
 	iret

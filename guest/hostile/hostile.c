@@ -14,9 +14,11 @@
 #define DEBUG_EXIT 0xf4
 
 struct regs {
+	uint32_t gs, fs, es, ds;
 	uint32_t edi, esi, ebp, esp, ebx, edx, ecx, eax;
 	uint32_t vector;
 	uint32_t eip, cs, eflags;
+	uint32_t user_esp, user_ss; /* only from ring 3 */
 };
 
 extern const uint32_t vec_table[256];
@@ -73,8 +75,12 @@ static __attribute__((noreturn)) void finish(uint32_t status)
 
 #define SYS_DONE 1 /* INT 0x80 from ring 3 with EAX = 1: the attack is over, EBX = status */
 
+static int garbage_trap(struct regs *r);
+
 void trap(struct regs *r)
 {
+	if ((r->cs & 3) == 3 && garbage_trap(r))
+		return;
 	seen_vector = r->vector;
 	seen_eip = r->eip;
 	seen_err = err_code;
@@ -169,6 +175,14 @@ static __attribute__((noreturn)) void enter_user(uint32_t (*fn)(void))
 			 : "r"(fn), "r"(ustack + sizeof(ustack))
 			 : "eax", "memory");
 	__builtin_unreachable();
+}
+
+static void memset_(void *d, int c, unsigned n)
+{
+	uint8_t *p = d;
+
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)c;
 }
 
 static int memcmp_(const void *a, const void *b, unsigned n)
@@ -347,6 +361,134 @@ static uint32_t att_sse(void)
 	return check(!bad, "xmm0 and xmm7 kept their values across 200 INT 0x80 round trips");
 }
 
+/*
+ * Garbage: random bytes run in ring 3, chunk after chunk, with paging on (the
+ * kernel's pages supervisor-only) and the 8254 ticking so that a chunk that
+ * loops is cut off. Whatever a chunk raises ends it. The bytes never contain
+ * SYSCALL (0f 05) or a direct far transfer to 0x33: those would stop the VM,
+ * which bt-hostile.sh tests on its own.
+ */
+#define G_USER 0x00400000u  /* 4 MiB user page */
+#define G_CHUNK 64u
+#define G_CHUNKS 3000u
+static uint32_t pd[1024] __attribute__((aligned(4096)));
+static uint32_t g_seed = 0x12345678, g_chunk, g_ticks, g_chunk_ticks, g_vectors[257];
+static volatile uint32_t g_done;
+
+static uint32_t rnd(void)
+{
+	g_seed ^= g_seed << 13;
+	g_seed ^= g_seed >> 17;
+	g_seed ^= g_seed << 5;
+	return g_seed;
+}
+
+static int g_bad(const uint8_t *b, unsigned n)
+{
+	for (unsigned i = 0; i + 1 < n; i++)
+		if (b[i] == 0x0f && (b[i + 1] == 0x05 || b[i + 1] == 0x07))
+			return 1; /* SYSCALL, SYSRET */
+	for (unsigned i = 0; i + 6 < n; i++)
+		if ((b[i] == 0xea || b[i] == 0x9a) && (b[i + 5] & 0xfc) == 0x30 && b[i + 6] == 0)
+			return 1; /* ljmp/lcall $0x30-0x33 */
+	return 0;
+}
+
+/* The next chunk, in the frame the trap will return through. */
+static void g_next(struct regs *r)
+{
+	uint8_t *code = (uint8_t *)(G_USER + (g_chunk % 256) * 256);
+
+	if (++g_chunk >= G_CHUNKS) {
+		g_done = 1;
+		r->eip = (uint32_t)code; /* unused: trap() ends the run below */
+		return;
+	}
+	do {
+		for (unsigned i = 0; i < G_CHUNK; i++)
+			code[i] = (uint8_t)rnd();
+	} while (g_bad(code, G_CHUNK));
+	r->eip = (uint32_t)code;
+	r->cs = 0x1b;
+	r->eflags = 0x202;
+	r->user_esp = G_USER + 0x3ff000 - (rnd() & 0xff0);
+	r->user_ss = 0x23;
+	r->ds = r->es = r->fs = r->gs = 0x23;
+	r->eax = rnd(), r->ebx = rnd(), r->ecx = rnd(), r->edx = rnd();
+	r->esi = G_USER + (rnd() & 0x3ffff0), r->edi = G_USER + (rnd() & 0x3ffff0);
+	r->ebp = r->user_esp;
+	g_chunk_ticks = g_ticks;
+}
+
+static int g_active;
+
+static int garbage_trap(struct regs *r)
+{
+	if (!g_active)
+		return 0;
+	g_vectors[r->vector < 256 ? r->vector : 256]++;
+	if (r->vector == 0x20) { /* the 8254 */
+		g_ticks++;
+		outb(0x20, 0x20);
+		if (g_ticks - g_chunk_ticks < 2)
+			return 1;
+	}
+	g_next(r);
+	if (g_done) {
+		g_active = 0;
+		puts_("ok: ");
+		puthex(G_CHUNKS);
+		puts_(" chunks of random bytes ran in ring 3; vectors #GP ");
+		puthex(g_vectors[13]);
+		puts_(" #PF ");
+		puthex(g_vectors[14]);
+		puts_(" #UD ");
+		puthex(g_vectors[6]);
+		puts_(" timer ");
+		puthex(g_vectors[0x20]);
+		puts_("\n");
+		finish(0);
+	}
+	return 1;
+}
+
+static uint32_t att_garbage(void)
+{
+	struct regs r;
+
+	/* paging: 0-4 MiB kernel (supervisor), 4-8 MiB user, 4 MiB pages */
+	pd[0] = 0x00000000u | 0x83;
+	pd[1] = G_USER | 0x87;
+	__asm__ volatile("movl %%cr4, %%eax\n\torl $0x10, %%eax\n\tmovl %%eax, %%cr4\n\t"
+			 "movl %0, %%cr3\n\t"
+			 "movl %%cr0, %%eax\n\torl $0x80000000, %%eax\n\tmovl %%eax, %%cr0"
+			 :
+			 : "r"(pd)
+			 : "eax", "memory");
+	/* the 8259 at 0x20, only IRQ 0; the 8254 at 100 Hz */
+	static const uint8_t icw[][2] = { { 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 },
+					  { 0x21, 0x01 }, { 0xa0, 0x11 }, { 0xa1, 0x28 },
+					  { 0xa1, 0x02 }, { 0xa1, 0x01 }, { 0x21, 0xfe },
+					  { 0xa1, 0xff }, { 0x43, 0x34 }, { 0x40, 0x9c },
+					  { 0x40, 0x2e } };
+	for (unsigned i = 0; i < sizeof(icw) / sizeof(icw[0]); i++)
+		outb(icw[i][0], icw[i][1]);
+	for (int v = 0; v < 256; v++)
+		idt[v].attr = (v == 0x80 || v == 3 || v == 4) ? 0xee : 0x8e;
+	g_active = 1;
+	g_chunk = 0;
+	memset_(&r, 0, sizeof(r));
+	g_next(&r);
+	/* enter the first chunk as trap_common's IRET would */
+	__asm__ volatile("pushl $0x23\n\tpushl %1\n\tpushl $0x202\n\tpushl $0x1b\n\tpushl %0\n\t"
+			 "movw $0x23, %%ax\n\tmovw %%ax, %%ds\n\tmovw %%ax, %%es\n\t"
+			 "movw %%ax, %%fs\n\tmovw %%ax, %%gs\n\tiret"
+			 :
+			 : "r"(r.eip), "r"(r.user_esp)
+			 : "eax", "memory");
+	return check(0, "garbage came back");
+}
+
 static uint32_t att_hello(void)
 {
 	puts_("hello\n");
@@ -373,6 +515,7 @@ static const struct {
 	{ "far64-creat", att_far64_creat }, { "far64-poke", att_far64_poke },
 	{ "far64-loop", att_far64_loop }, { "wrtop", att_wrtop },
 	{ "ports", att_ports },	  { "sse", att_sse },
+	{ "garbage", att_garbage },
 };
 
 void hostile_main(uint32_t magic, const uint32_t *mbi)
@@ -391,6 +534,8 @@ void hostile_main(uint32_t magic, const uint32_t *mbi)
 		arg++;
 	while (*arg == ' ')
 		arg++;
+	for (const char *p = arg; *p >= '0' && *p <= '9'; p++) /* a seed for garbage */
+		g_seed = g_seed * 10 + (uint32_t)(*p - '0');
 	for (unsigned i = 0; i < sizeof(attacks) / sizeof(attacks[0]); i++) {
 		if (!streq_word(cmd, attacks[i].name))
 			continue;

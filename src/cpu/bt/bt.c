@@ -299,6 +299,9 @@ static int take_exit(struct bt_vm *bt, struct vcpu_exit *exit)
 	case BT_EXIT_INTA:
 		return 1; /* handled inside vcpu_run */
 	case BT_EXIT_SHUTDOWN:
+		sanitize(bt->msg, sizeof(bt->msg), bt->sh->msg);
+		if (bt->msg[0])
+			log_msg("%s", bt->msg); /* which exceptions: the run loop only says "triple fault" */
 		exit->reason = VCPU_EXIT_SHUTDOWN;
 		return 0;
 	case BT_EXIT_FAULT:

@@ -43,6 +43,8 @@ __asm__(".text\n"
 	".globl rt_entry\n"
 	".type rt_entry, @function\n"
 	"rt_entry:\n\t"
+	"pushq $0x202\n\t" /* the kernel leaves AC (and NT) as the guest had them: C needs them clear */
+	"popfq\n\t"
 	"rdfsbase %rax\n\t"
 	"movq %rax, rt_entry_fsbase(%rip)\n\t"
 	"movq rt_host_fsbase(%rip), %rax\n\t"
@@ -135,6 +137,9 @@ __asm__(".text\n"
 	"movq rt_far_stack(%rip), %rsp\n\t"
 	"pushfq\n\t"
 	"popq rt_far_uc+" G(GEFL) "(%rip)\n\t"
+	/* the ABI's flags for C: DF, AC, TF, NT clear (the guest's are in the frame) */
+	"pushq $0x202\n\t"
+	"popfq\n\t"
 	SAVE_GPRS
 	"movq %gs:" G(BT_FAR_RAX) ", %rax\n\t"
 	GSAVE(rax, GRAX)
@@ -198,6 +203,8 @@ __asm__(".text\n"
 	"shlq $48, %rax\n\t"
 	"orq %rbx, %rax\n\t"
 	GSAVE(rax, GCSGSFS)
+	"pushq $0x202\n\t"
+	"popfq\n\t"
 	"movq rt_host_fsbase(%rip), %rax\n\t"
 	"wrfsbase %rax\n\t"
 	"movl $-1, %eax\n\t"
@@ -497,6 +504,12 @@ static void dispatch(int sig, siginfo_t *si, bool from_tc)
 		}
 		break;
 	case SIGBUS:
+		if (trapno == EXC_TS || trapno == EXC_NP || trapno == EXC_SS) {
+			/* Linux raises SIGBUS for #NP and #SS (a stack access past SS's limit) */
+			rt.st->trap[BT_TRAP_OTHER]++;
+			vcpu_raise((int)trapno, true, err);
+			return;
+		}
 		if (trapno == EXC_AC) {
 			rt.st->trap[BT_TRAP_OTHER]++;
 			if (rt.cpu->cpl == 3 && (rt.cpu->cr0 & CR0_AM)) {
@@ -606,7 +619,10 @@ int rt_signal(int sig, siginfo_t *si, ucontext_t *uc)
 			return 1;
 		}
 		rt.uc = uc;
-		rt_fatal(BT_EXIT_FAULT, "bt: runtime bug: signal %d at %#llx during a callout", sig,
+		rt_fatal(BT_EXIT_FAULT,
+			 "bt: runtime bug: signal %d (trap %llu, address %#llx) at %#llx during a "
+			 "callout",
+			 sig, (unsigned long long)g[REG_TRAPNO], (unsigned long long)g[REG_CR2],
 			 (unsigned long long)rip);
 	}
 	handle(sig, si, uc);

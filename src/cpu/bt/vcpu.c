@@ -247,6 +247,7 @@ static int exc_class(int vec)
 static void raise_event(int vec, enum ev_kind kind, bool has_err, uint32_t err, uint32_t cr2)
 {
 	struct bt_fault f;
+	int first = vec;
 
 	for (int depth = 0; depth < 4; depth++) {
 		if (vec == EXC_PF)
@@ -272,6 +273,11 @@ static void raise_event(int vec, enum ev_kind kind, bool has_err, uint32_t err, 
 		kind = EV_EXC;
 	}
 	vcpu_snapshot();
+	rt_snprintf(rt.sh->msg, BT_MSG_SIZE,
+		    "bt: triple fault: vector %d at EIP %#x CPL %u, then %d (error %#x, CR2 %#x); "
+		    "IDT %#x, CR0 %#x CR3 %#x CR4 %#x",
+		    first, g_eip(), rt.cpu->cpl, f.vec, f.err, f.cr2, rt.cpu->idt_base, rt.cpu->cr0,
+		    rt.cpu->cr3, rt.cpu->cr4);
 	rt_exit_wait(BT_EXIT_SHUTDOWN);
 	rt_fatal(BT_EXIT_SHUTDOWN, "bt: triple fault");
 }
@@ -338,8 +344,20 @@ int vcpu_iret(int opsize, struct bt_fault *f)
 	struct bt_seg cs, ss;
 	unsigned cpl = c->cpl, rpl;
 
-	if (vcpu_eflags() & FL_NT)
-		rt_fatal(BT_EXIT_FAULT, "bt: IRET with NT=1 (a task return) is not supported");
+	if (vcpu_eflags() & FL_NT) {
+		/* a task return to the TSS in the back link (SDM vol. 2 IRET, TASK-RETURN) */
+		uint16_t link = 0;
+		uint64_t d;
+		struct bt_fault f2;
+
+		if (!c->tr.sel || vmem_read(c->tr.base, &link, 2, 0, f))
+			return c->tr.sel ? -1 : FAULT(f, EXC_TS, 0);
+		if ((link & 4) || seg_read_desc(link, &d, &f2) || (d >> 44 & 1) ||
+		    ((d >> 40) & 0xf) != 0xb)
+			return FAULT(f, EXC_TS, link & ~3u);
+		rt_fatal(BT_EXIT_FAULT, "bt: IRET with NT=1 to task %#x: task switches are not supported",
+			 link);
+	}
 	if (stack_peek(v, 3, opsize, 0, f))
 		return -1;
 	if (opsize == 4 && (v[2] & FL_VM) && cpl == 0)
