@@ -357,10 +357,13 @@ static void take_vcpu(void)
 	tcrun_took_vcpu();
 }
 
+static uint64_t switch_wait; /* TSC this child spent waiting for the vCPU to come back */
+
 static void give_vcpu(void)
 {
 	struct bt_shared *sh = rt.sh;
 	unsigned other = rt.role ^ 1;
+	uint64_t t0;
 
 	vcpu_snapshot();
 	xstate_out();
@@ -368,7 +371,9 @@ static void give_vcpu(void)
 	__atomic_store_n(&sh->owner, other, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&sh->owner_sleeping[other], __ATOMIC_SEQ_CST))
 		rt_syscall(SYS_futex, (uint64_t)&sh->owner, FUTEX_WAKE, 1, 0, 0);
+	t0 = rt_rdtsc();
 	wait_owner();
+	switch_wait += rt_rdtsc() - t0; /* the other child's time: counted there */
 	take_vcpu();
 }
 
@@ -560,7 +565,7 @@ static void dispatch(int sig, siginfo_t *si, bool from_tc)
 
 static void handle(int sig, siginfo_t *si, ucontext_t *uc)
 {
-	uint64_t t0 = rt_rdtsc(), w0, t1;
+	uint64_t t0 = rt_rdtsc(), w0, t1, s0 = switch_wait;
 
 	rt.uc = uc;
 	if (uc != &rt_far_uc)
@@ -588,7 +593,7 @@ static void handle(int sig, siginfo_t *si, ucontext_t *uc)
 	seg_apply();
 	tcrun_resume();
 	t1 = rt_rdtsc();
-	rt.st->tsc_runtime += (t1 - t0) - (rt.st->tsc_wait - w0);
+	rt.st->tsc_runtime += (t1 - t0) - (rt.st->tsc_wait - w0) - (switch_wait - s0);
 	rt.tsc_mark = t1;
 	rt.sh->in_runtime = 0;
 }
