@@ -17,6 +17,7 @@
 #include "runtime.h"
 
 struct rt rt;
+struct rt_ro rt_ro __attribute__((aligned(4096)));
 const int rt_greg[8] = { REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI };
 uint64_t rt_host_fsbase, rt_entry_fsbase;
 /* The far callout's state (see rt_far_entry): its context, stack, and flags. */
@@ -610,8 +611,12 @@ int rt_signal(int sig, siginfo_t *si, ucontext_t *uc)
 	/* from the check to the first instruction of the slow path, rt_in_callout is 0 */
 	bool window = rip >= (uint64_t)rt_far_check && rip <= (uint64_t)rt_far_again;
 
-	/* the trampoline, rt_far_entry and what it calls, until the IRETQ */
-	if ((uint16_t)g[REG_CSGSFS] == 0x33 &&
+	/*
+	 * The trampoline, rt_far_entry and what it calls, until the IRETQ. Only K
+	 * makes far callouts: in U, 64-bit code is always the guest's, whatever a
+	 * guest that got there wrote into U's memory (rt_ro is read-only).
+	 */
+	if ((uint16_t)g[REG_CSGSFS] == 0x33 && rt_ro.role != BT_U &&
 	    (rt_in_callout || window || tcrun_is_trampoline(rip))) {
 		if (sig == BT_SIGKICK) {
 			rt_kick_deferred = 1;

@@ -117,6 +117,12 @@ struct rt {
 };
 
 extern struct rt rt;
+/* What a guest that reaches 64-bit mode must not rewrite: read-only after set-up. */
+struct rt_ro {
+	unsigned role; /* BT_K or BT_U */
+	uint8_t pad[4096 - sizeof(unsigned)];
+};
+extern struct rt_ro rt_ro;
 extern uint16_t rt_sel_out[4]; /* DS ES FS GS for rt_entry's tail (segments.c) */
 
 /* Guest registers in the interrupted context, numbered as in ModRM. */

@@ -238,6 +238,9 @@ static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t pare
 	if (syscall(SYS_set_robust_list, &robust_head, sizeof(robust_head)))
 		child_fail(sh, "bt: set_robust_list: %s", strerror(errno));
 
+	rt_ro.role = role;
+	if (mprotect(&rt_ro, sizeof(rt_ro), PROT_READ))
+		child_fail(sh, "bt: mprotect: %s", strerror(errno));
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	int err = install_seccomp(sh, memfd);
