@@ -36,8 +36,8 @@ void emu_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
 	__cpuid_count(0x80000000, 0, max_ext, b, c, d);
 	if (max_basic > 1)
 		max_basic = 1;
-	if (max_ext > 0x80000008)
-		max_ext = 0x80000008;
+	if (max_ext > 0x80000021)
+		max_ext = 0x80000021;
 	out[0] = out[1] = out[2] = out[3] = 0;
 	if (leaf == 0x40000000) {
 		out[0] = 0x40000000;
@@ -77,6 +77,15 @@ void emu_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
 		a = 0x2020; /* 32 physical and 32 linear address bits */
 		b = c = d = 0;
 		break;
+	case 0x80000021:
+		/*
+		 * Only SRSO_NO: a guest kernel in host ring 3 has no return-stack
+		 * mitigation to apply (and a 686 kernel has none built in), so it
+		 * need not warn that it lacks one.
+		 */
+		a = 1u << 29;
+		b = c = d = 0;
+		break;
 	default:
 		a = b = c = d = 0;
 		break;
@@ -97,6 +106,7 @@ void emu_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
 #define MSR_MISC_ENABLE 0x1a0
 #define MSR_PAT 0x277
 #define MSR_EFER 0xc0000080u
+#define MSR_AMD64_NB_CFG 0xc001001fu /* Linux's amd_bus code reads it on AMD CPUs */
 
 /* RDMSR: 0 and *v, or -1 for an MSR this CPU does not have (#GP). */
 int emu_rdmsr(uint32_t idx, uint64_t *v)
@@ -112,6 +122,7 @@ int emu_rdmsr(uint32_t idx, uint64_t *v)
 	case MSR_SYSENTER_EIP: *v = c->sysenter_eip; return 0;
 	case MSR_MISC_ENABLE: *v = c->misc_enable; return 0;
 	case MSR_PAT: *v = c->pat; return 0;
+	case MSR_AMD64_NB_CFG: *v = c->nb_cfg; return 0;
 	}
 	return -1;
 }
@@ -132,6 +143,7 @@ int emu_wrmsr(uint32_t idx, uint64_t v)
 	case MSR_SYSENTER_EIP: c->sysenter_eip = (uint32_t)v; return 0;
 	case MSR_MISC_ENABLE: c->misc_enable = v; return 0;
 	case MSR_PAT: c->pat = v; return 0;
+	case MSR_AMD64_NB_CFG: c->nb_cfg = v; return 0; /* no northbridge: only remembered */
 	}
 	return -1;
 }

@@ -87,7 +87,7 @@ struct bt_vcpu {
 	struct bt_seg seg[BT_NSREG];
 	struct bt_seg ldtr, tr;
 	uint64_t tsc_offset;
-	uint64_t apic_base, misc_enable, pat;
+	uint64_t apic_base, misc_enable, pat, nb_cfg;
 	uint32_t sysenter_cs, sysenter_esp, sysenter_eip;
 	uint32_t halted;
 	uint32_t irq_pending; /* an interrupt was signalled while IF was 0 */
