@@ -510,7 +510,7 @@ static double pct(uint64_t part, uint64_t whole)
 static void bt_print_stats(struct vm *vm, FILE *f)
 {
 	static const char *const traps[BT_TRAP__COUNT] = {
-		"#GP", "#PF", "#UD", "#BP/int3", "#DB", "#DE/#MF", "other exc", "syscall", "kick",
+		"#GP", "#PF", "#UD", "#BP or callout", "#DB", "#DE/#MF", "other exc", "syscall", "kick",
 	};
 	static const char *const insns[BT_I__COUNT] = {
 		"cli", "sti", "hlt", "in", "out", "ins", "outs", "lgdt", "lidt", "lldt", "ltr",

@@ -346,7 +346,8 @@ static bool callout(const struct bt_site *s, uint32_t at)
 
 		at_target.state_eip = target;
 		convert(&at_target);
-		r = bt_translate(rt.tc, target, cur_mode(), &tc_addr, &fla);
+		tc_addr = tc_lookup(rt.tc, target, cur_mode());
+		r = tc_addr ? 0 : bt_translate(rt.tc, target, cur_mode(), &tc_addr, &fla);
 		if (!r) {
 			tr.resume_tc = tc_addr;
 			return true;
@@ -496,7 +497,8 @@ void tcrun_resume(void)
 			tc_addr = tr.hint_tc;
 			break;
 		}
-		r = bt_translate(rt.tc, eip, cur_mode(), &tc_addr, &fla);
+		tc_addr = tc_lookup(rt.tc, eip, cur_mode()); /* counts the TC's hits for --stats */
+		r = tc_addr ? 0 : bt_translate(rt.tc, eip, cur_mode(), &tc_addr, &fla);
 		if (r == -EOPNOTSUPP)
 			return; /* not translatable here: run it directly */
 		if (r) {
