@@ -402,6 +402,38 @@ void mmu_flush(bool keep_global)
 		map_identity();
 }
 
+/*
+ * INVLPG of a 4 KiB page whose entry did not change (Linux and the test
+ * kernel flush pages they did not remap too): keep the shadow mapping and
+ * save a munmap and a refault. Kept only if it grants no more than the entry
+ * now does: same frame, A set, writable only if D is set and a write is
+ * allowed, and the same user/supervisor standing.
+ */
+static bool still_valid(uint32_t la)
+{
+	const struct bt_vcpu *c = rt.cpu;
+	uint32_t pg = la >> 12, pde, pte;
+	bool user_ok, write_ok, can_write, sup;
+
+	if (!(c->cr0 & CR0_PG))
+		return false;
+	pde = phys_read32((c->cr3 & 0xfffff000u) + (la >> 22) * 4);
+	if (!(pde & 1) || ((pde & 0x80) && (c->cr4 & CR4_PSE)))
+		return false;
+	pte = phys_read32((pde & 0xfffff000u) + ((la >> 12) & 0x3ff) * 4);
+	if (!(pte & 1) || !(pte & 0x20) || (pte >> 12) != vpage_pa[pg])
+		return false;
+	user_ok = (pde & 4) && (pte & 4);
+	write_ok = (pde & 2) && (pte & 2);
+	can_write = c->cpl == 3 ? write_ok : (write_ok || !(c->cr0 & CR0_WP));
+	sup = !user_ok || (bit(w_bits, pg) && !write_ok);
+	if (c->cpl == 3 && !user_ok)
+		return false;
+	if (bit(w_bits, pg) && (!can_write || (write_ok && !(pte & 0x40))))
+		return false;
+	return sup == bit(sup_bits, pg);
+}
+
 void mmu_invlpg(uint32_t la)
 {
 	uint32_t pg = la >> 12, r = la >> 22;
@@ -415,7 +447,7 @@ void mmu_invlpg(uint32_t la)
 		forget(r << 10, 1024);
 		return;
 	}
-	if (bit(map_bits, pg))
+	if (bit(map_bits, pg) && !still_valid(la))
 		forget(pg, 1);
 }
 
