@@ -6,42 +6,16 @@
 #include <string.h>
 
 #include "core/vm.h"
+#include "fake_vm.h"
 #include "tap.h"
 
 int i8042_init(struct vm *vm);
 
-static struct vm vm;
-static int level[16], rises[16];
-
-static void fake_irq_line(struct vm *v, unsigned gsi, int l)
-{
-	if (gsi >= 16)
-		return;
-	if (l && !level[gsi])
-		rises[gsi]++;
-	level[gsi] = l;
-}
-
-static const struct cpu_engine fake_engine = { .name = "fake", .irq_line = fake_irq_line };
-
-static void outb(uint16_t port, uint8_t v)
-{
-	bus_access(&vm.pio, port, &v, 1, true);
-}
-
-static uint8_t inb(uint16_t port)
-{
-	uint8_t v = 0;
-
-	bus_access(&vm.pio, port, &v, 1, false);
-	return v;
-}
-
 static void fresh(void)
 {
 	memset(&vm, 0, sizeof(vm));
-	memset(level, 0, sizeof(level));
-	memset(rises, 0, sizeof(rises));
+	memset(irq_level, 0, sizeof(irq_level));
+	memset(irq_rises, 0, sizeof(irq_rises));
 	vm.engine = &fake_engine;
 	vm.pio.name = "pio";
 	i8042_init(&vm);
@@ -104,19 +78,19 @@ static void test_linux_probe(void)
 
 	/* The AUX IRQ test: AUXINT on, loop 0xa5, expect IRQ 12. */
 	command(0x60, 0x47, r, 0);
-	rises[12] = 0;
+	irq_rises[12] = 0;
 	command(0xd3, 0xa5, r, 0);
-	is_int(rises[12], 1, "AUX loop with AUXINT raises IRQ 12");
+	is_int(irq_rises[12], 1, "AUX loop with AUXINT raises IRQ 12");
 	is_int(inb(0x64) & 0x21, 0x21, "status: OBF and AUXDATA");
 	is_int(inb(0x60), 0xa5, "the looped byte");
-	is_int(level[12], 0, "IRQ 12 drops with OBF");
-	rises[1] = 0;
+	is_int(irq_level[12], 0, "IRQ 12 drops with OBF");
+	irq_rises[1] = 0;
 	command(0xd2, 0x99, r, 0);
-	is_int(rises[1], 1, "keyboard loop raises IRQ 1");
+	is_int(irq_rises[1], 1, "keyboard loop raises IRQ 1");
 	is_int(inb(0x60), 0x99, "the keyboard-looped byte");
 	command(0x60, 0x44, r, 0);
 	command(0xd2, 0x98, r, 0);
-	is_int(rises[1], 1, "no IRQ 1 with KBDINT off");
+	is_int(irq_rises[1], 1, "no IRQ 1 with KBDINT off");
 	is_int(inb(0x60), 0x98, "the byte is still there");
 
 	/* atkbd */
@@ -137,16 +111,16 @@ static void test_linux_probe(void)
 	ok(expect((const uint8_t[]){ 0xee }, 1, false), "echo");
 	outb(0x60, 0x12);
 	ok(expect((const uint8_t[]){ 0xfe }, 1, false), "an unknown keyboard command: resend");
-	rises[1] = 0;
+	irq_rises[1] = 0;
 	outb(0x60, 0xf4);
 	outb(0x60, 0xf4);
 	outb(0x60, 0xf4);
-	is_int(rises[1], 1, "three queued bytes: one edge so far");
+	is_int(irq_rises[1], 1, "three queued bytes: one edge so far");
 	inb(0x60);
 	inb(0x60);
-	is_int(rises[1], 3, "each read that leaves a byte makes a new edge");
+	is_int(irq_rises[1], 3, "each read that leaves a byte makes a new edge");
 	inb(0x60);
-	is_int(level[1], 0, "and the line rests low when empty");
+	is_int(irq_level[1], 0, "and the line rests low when empty");
 	is_int(inb(0x60), 0xfa, "reading an empty buffer repeats the last byte");
 
 	/* psmouse */

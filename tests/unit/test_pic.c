@@ -10,33 +10,14 @@
 
 #include "core/vm.h"
 #include "dev/pic.h"
+#include "fake_vm.h"
 #include "tap.h"
 
-static struct vm vm;
 static int notified;
-
-static void fake_irq_line(struct vm *v, unsigned gsi, int level)
-{
-}
-
-static const struct cpu_engine fake_engine = { .name = "fake", .irq_line = fake_irq_line };
 
 static void on_intr(void *opaque)
 {
 	__atomic_add_fetch((int *)opaque, 1, __ATOMIC_RELAXED);
-}
-
-static void outb(uint16_t port, uint8_t v)
-{
-	bus_access(&vm.pio, port, &v, 1, true);
-}
-
-static uint8_t inb(uint16_t port)
-{
-	uint8_t v = 0;
-
-	bus_access(&vm.pio, port, &v, 1, false);
-	return v;
 }
 
 /* Linux's init_8259A(): vectors 0x30/0x38, cascade on IR2, 8086 mode. */

@@ -8,36 +8,10 @@
 #include <time.h>
 
 #include "core/vm.h"
+#include "fake_vm.h"
 #include "tap.h"
 
 int rtc_init(struct vm *vm);
-
-static struct vm vm;
-static int irq8_rises, irq8_level;
-
-static void fake_irq_line(struct vm *v, unsigned gsi, int level)
-{
-	if (gsi != 8)
-		return;
-	if (level && !__atomic_load_n(&irq8_level, __ATOMIC_RELAXED))
-		__atomic_add_fetch(&irq8_rises, 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&irq8_level, level, __ATOMIC_RELAXED);
-}
-
-static const struct cpu_engine fake_engine = { .name = "fake", .irq_line = fake_irq_line };
-
-static void outb(uint16_t port, uint8_t v)
-{
-	bus_access(&vm.pio, port, &v, 1, true);
-}
-
-static uint8_t inb(uint16_t port)
-{
-	uint8_t v = 0;
-
-	bus_access(&vm.pio, port, &v, 1, false);
-	return v;
-}
 
 static uint8_t cmos_read(uint8_t idx)
 {
@@ -197,27 +171,27 @@ static void test_irq(void)
 	cmos_read(0x0c);
 	sleep_ms(1100);
 	ok(cmos_read(0x0c) & 0x10, "UF is set by an update even without UIE");
-	is_int(irq8_rises, 0, "no IRQ 8 without an enable");
+	is_int(irq_rises[8], 0, "no IRQ 8 without an enable");
 
 	cmos_write(0x0b, 0x42); /* PIE at 1024 Hz */
 	t0 = clock_ns();
 	while (clock_ns() - t0 < 100000000ull) {
-		if (__atomic_load_n(&irq8_level, __ATOMIC_RELAXED) && (cmos_read(0x0c) & 0xc0))
+		if (__atomic_load_n(&irq_level[8], __ATOMIC_RELAXED) && (cmos_read(0x0c) & 0xc0))
 			n++;
 		sleep_ms(1);
 	}
 	ok(n >= 10, "periodic interrupt: %d serviced in 100 ms", n);
 	cmos_write(0x0b, 0x02);
 	cmos_read(0x0c);
-	ok(!__atomic_load_n(&irq8_level, __ATOMIC_RELAXED), "reading C drops IRQ 8");
+	ok(!__atomic_load_n(&irq_level[8], __ATOMIC_RELAXED), "reading C drops IRQ 8");
 
-	irq8_rises = 0;
+	irq_rises[8] = 0;
 	cmos_write(0x01, 0xc0);
 	cmos_write(0x03, 0xc0);
 	cmos_write(0x05, 0xc0); /* alarm every second */
 	cmos_write(0x0b, 0x32); /* AIE and UIE */
 	sleep_ms(1100);
-	ok(irq8_rises >= 1, "update and alarm interrupts come");
+	ok(irq_rises[8] >= 1, "update and alarm interrupts come");
 	is_int(cmos_read(0x0c) & 0xb0, 0xb0, "IRQF, AF and UF");
 	cmos_write(0x0b, 0x02);
 }
