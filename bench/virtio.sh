@@ -29,13 +29,13 @@ for f in bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do # Debian keeps SeaBIOS
 	done
 done
 scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" bench/virtio.inc "${extra[@]}" >/dev/null
+mkdir -p bench/out
+# the console goes straight to bench/out, so a run cut short still shows where it was
 timeout 3000 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm -m 3072 -smp 2 \
 	-nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" \
 	-initrd "$tmp/outer.cpio.gz" -append "console=ttyS0 quiet panic=-1 mitigations=off" \
-	</dev/null | tr -d '\r' > "$tmp/console.txt" || true
-mkdir -p bench/out
-cp "$tmp/console.txt" "bench/out/$mode-console.txt"
-sed -n 's/^@@BENCH //p' "$tmp/console.txt" > "bench/out/$mode.txt"
+	</dev/null | tr -d '\r' > "bench/out/$mode-console.txt" || true
+sed -n 's/^@@BENCH //p' "bench/out/$mode-console.txt" > "bench/out/$mode.txt"
 python3 - "$mode" "bench/out/$mode.txt" <<'PY'
 import math, statistics, sys
 mode, path = sys.argv[1], sys.argv[2]
