@@ -82,6 +82,19 @@ static int set_engine(struct vm_config *c, const char *v)
 	return 0;
 }
 
+static int set_bt_user(struct vm_config *c, const char *v)
+{
+	if (!strcmp(v, "auto"))
+		c->bt_user = BT_USER_AUTO;
+	else if (!strcmp(v, "direct"))
+		c->bt_user = BT_USER_DIRECT;
+	else if (!strcmp(v, "translate"))
+		c->bt_user = BT_USER_TRANSLATE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int set_console(struct vm_config *c, const char *v)
 {
 	c->console_virtio = false;
@@ -238,6 +251,9 @@ static const struct option_desc {
 	  "16M to 64G, a multiple of 4K (e.g. 512M, 2G)" },
 	{ "cpus", "N", set_cpus, "virtual CPUs (default 1)", "1 to 32" },
 	{ "engine", "E", set_engine, "auto, kvm or bt (default auto)", "auto, kvm or bt" },
+	{ "bt-user", "MODE", set_bt_user,
+	  "bt engine, guest ring 3: direct, translate, or auto (translate for multiboot kernels)",
+	  "auto, direct or translate" },
 	{ "console", "C", set_console,
 	  "stdio, none, file:PATH, or virtio (hvc0 beside ttyS0) (default stdio)",
 	  "stdio, none, file:PATH or virtio" },

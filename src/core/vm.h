@@ -20,6 +20,8 @@
 
 enum engine_choice { ENGINE_AUTO, ENGINE_KVM, ENGINE_BT };
 enum console_kind { CONSOLE_STDIO, CONSOLE_NONE, CONSOLE_FILE };
+/* --bt-user: how the bt engine runs guest ring 3 (docs/bt.md, "Guest ring 3") */
+enum bt_user_mode { BT_USER_AUTO, BT_USER_DIRECT, BT_USER_TRANSLATE };
 
 /* What the kernel image is, as the loader found it (boot/loader.c). */
 enum kernel_kind { KERNEL_UNKNOWN, KERNEL_BZIMAGE64, KERNEL_BZIMAGE32, KERNEL_MULTIBOOT };
@@ -59,6 +61,7 @@ struct vm_config {
 	struct vm_disk disk[VM_MAX_DISKS];
 	struct vm_net net;
 	bool console_virtio; /* --console virtio: hvc0 beside ttyS0 */
+	enum bt_user_mode bt_user;
 };
 
 struct vcpu_stats {

@@ -88,12 +88,26 @@ static int bt_init(struct vm *vm)
 	bt->vm = vm;
 	bt->pid = -1;
 	bt->pid_u = -1;
-	/* RING3_BT_SPLIT=0: one child runs both rings (U/S by mprotect; for comparison) */
-	const char *sp = getenv("RING3_BT_SPLIT");
-	bt->sh->split = !(sp && !strcmp(sp, "0"));
 	/* RING3_BT_TRANSLATE=0: guest ring 0 runs directly, trap-and-emulate only (for comparison) */
 	const char *t = getenv("RING3_BT_TRANSLATE");
 	bt->sh->translate = !(t && !strcmp(t, "0"));
+	/*
+	 * --bt-user: guest ring 3 translated too (every instruction the guest can
+	 * tell apart is virtual) or direct (native speed; Linux's processes). auto:
+	 * a multiboot kernel is a small kernel that may check itself (the test
+	 * kernel does); Linux wants its user space fast (docs/bt.md, "Guest ring 3").
+	 */
+	enum bt_user_mode um = vm->cfg ? vm->cfg->bt_user : BT_USER_AUTO;
+	if (um == BT_USER_AUTO)
+		um = vm->cfg && vm->cfg->kernel_kind == KERNEL_MULTIBOOT ? BT_USER_TRANSLATE
+									  : BT_USER_DIRECT;
+	bt->sh->translate_user = bt->sh->translate && um == BT_USER_TRANSLATE;
+	/*
+	 * Translated ring 3 runs in the one child that holds the translation cache
+	 * (U/S by mprotect). RING3_BT_SPLIT=0: one child for direct ring 3 too (for comparison).
+	 */
+	const char *sp = getenv("RING3_BT_SPLIT");
+	bt->sh->split = !(sp && !strcmp(sp, "0")) && !bt->sh->translate_user;
 	/* RING3_BT_CALLOUT=int3: callouts by signal instead of the far jump (for comparison) */
 	t = getenv("RING3_BT_CALLOUT");
 	bt->sh->callout_int3 = t && !strcmp(t, "int3");

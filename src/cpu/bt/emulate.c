@@ -810,6 +810,10 @@ void emu_insn(void)
 		r = emu_sensitive(&d, &f);
 	if (r == 1)
 		r = emu_memory(&d, &f);
+	if (r == 1 && tcrun_step_direct()) {
+		rt.st->insn[BT_I_OTHER]++;
+		return;
+	}
 	if (r == 1) {
 		char name[32];
 

@@ -241,6 +241,7 @@ bool tcrun_active(void);	       /* the guest resumes in the translation cache */
 bool tcrun_in_tc(uint32_t rip);
 bool tcrun_entry(int sig, siginfo_t *si); /* a signal from translated code; true: handled */
 void tcrun_resume(void);	       /* at the end of a handler: where the guest continues */
+bool tcrun_step_direct(void);  /* run the callout's instruction directly, once */
 bool tcrun_resuming(void);	       /* ... in the TC where it stopped, state untouched */
 void tcrun_stats(void);
 void tcrun_took_vcpu(void); /* K got the vCPU back: forget resume points, drop what U wrote */
@@ -251,6 +252,7 @@ void tcrun_cr3_loaded(void);
 void tcrun_invlpg(uint32_t la);
 bool tcrun_is_trampoline(uint64_t rip);
 extern bool rt_translate; /* run guest ring 0 translated (else trap-and-emulate only) */
+extern bool rt_translate_user; /* ... and ring 3 too (one child; --bt-user=translate) */
 extern bool rt_callout_int3;
 
 /* emulate.c: trap-and-emulate */

@@ -219,6 +219,7 @@ static _Noreturn void child_main(struct vm *vm, struct bt_shared *sh, pid_t pare
 		child_fail(sh, "bt: cannot set up the guest's segments and memory");
 	rt_translate = sh->translate && role == BT_K; /* U runs only ring 3, directly */
 	rt_callout_int3 = sh->callout_int3;
+	rt_translate_user = rt_translate && sh->translate_user && !sh->split;
 	int terr = tcrun_init();
 	if (terr)
 		child_fail(sh, "bt: cannot set up the translation cache: %s", strerror(-terr));

@@ -146,8 +146,11 @@ static void mirror(int sreg)
 		rt.real[sreg] = 0;
 		return;
 	}
-	slot = slot_of(s->sel, rt.cpu->cpl == 3);
-	u = mirror_desc(slot, s, rt.cpu->cpl != 3);
+	/* translated ring 3 shares the top region with ring 0: truncated like it */
+	bool direct3 = rt.cpu->cpl == 3 && !rt_translate_user;
+
+	slot = slot_of(s->sel, direct3);
+	u = mirror_desc(slot, s, !direct3);
 	raw = key_of(&u);
 	if (slot_desc[slot] != raw) {
 		if ((long)rt_syscall(SYS_modify_ldt, 1, (uint64_t)&u, sizeof(u), 0, 0) != 0)

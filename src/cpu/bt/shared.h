@@ -178,6 +178,7 @@ struct bt_shared {
 	uint32_t kick_pending;		  /* the monitor sent a kick the child has not seen */
 	uint32_t in_runtime;		  /* the child is in its runtime, not in guest code */
 	uint32_t translate;		  /* set by the monitor: run ring 0 translated */
+	uint32_t translate_user;	  /* ... and ring 3 too (--bt-user=translate) */
 	uint32_t callout_int3;		  /* ... with int3 callouts (else far jumps) */
 	char msg[BT_MSG_SIZE];		  /* FAULT, ESCAPE: one line, NUL-terminated */
 	_Alignas(64) struct bt_vcpu vcpu;

@@ -35,6 +35,7 @@
 #define NPAGES (BT_TOP >> 12)
 
 bool rt_translate;
+bool rt_translate_user; /* guest ring 3 runs translated too, in this (the only) child */
 bool rt_callout_int3; /* callouts by int3 (SIGTRAP) instead of the far jump */
 static uint8_t far_stack[256 << 10] __attribute__((aligned(64)));
 
@@ -43,6 +44,8 @@ static struct {
 	uint32_t resume_tc; /* resume here, the guest state untouched */
 	uint32_t hint_eip, hint_tc, hint_gen; /* an EMULATE callout's fall-through */
 	bool stepping;	    /* TF: step to an exact site, then deliver an interrupt */
+	bool direct_step;   /* one instruction runs directly (tcrun_step_direct) */
+	uint32_t direct_eip;
 	/*
 	 * Linear pages with translations, and the guest-physical page each was
 	 * fetched from (+ 1; TP_LOCAL: through a non-global PTE). Translations are
@@ -88,7 +91,8 @@ bool tcrun_active(void)
 {
 	struct bt_mode m = cur_mode();
 
-	return rt.tc && rt.cpu->cpl == 0 && (m.flags & BT_MODE_CS32) && (m.flags & BT_MODE_SS32);
+	return rt.tc && (rt.cpu->cpl == 0 || rt_translate_user) && (m.flags & BT_MODE_CS32) &&
+	       (m.flags & BT_MODE_SS32);
 }
 
 #define TP_LOCAL 0x80000000u
@@ -240,12 +244,29 @@ int tcrun_init(void)
  * runtime and translated code touch it; guest instructions with %gs operands
  * are emulated, and every guest segment ends below it).
  */
-void tcrun_top_visible(bool visible)
+static void top_set(bool visible)
 {
-	if (!rt.tc || rt.split) /* split: U never maps the top region, K never runs ring 3 */
+	static bool hidden;
+
+	if (hidden == !visible)
 		return;
+	hidden = !visible;
 	rt_syscall(SYS_mprotect, BT_TOP, BT_TOP_SIZE,
 		   visible ? PROT_READ | PROT_WRITE | PROT_EXEC : PROT_NONE, 0, 0);
+}
+
+/*
+ * With translated ring 3 (rt_translate_user) the region stays visible: ring-3
+ * code runs from the TC, loads no selector natively (segment loads are
+ * callouts) and its segments are truncated below the top like ring 0's.
+ * Only ring-3 code the translator refuses (16-bit) runs directly, with the
+ * region hidden (tcrun_resume).
+ */
+void tcrun_top_visible(bool visible)
+{
+	if (!rt.tc || rt.split || rt_translate_user) /* split: U never maps the top region */
+		return;
+	top_set(visible);
 }
 
 /* What inline code may have changed: the virtual IF, IOPL and AC. */
@@ -473,6 +494,25 @@ void tcrun_took_vcpu(void)
 	sh->k_ncode = 0;
 }
 
+/*
+ * A callout for an instruction the runtime does not emulate — one that is
+ * sensitive only for its %gs or %cs memory operand (ADC %gs:..., a string
+ * operation with a %cs source): run that one instruction directly, from guest
+ * memory with the guest's own mirrors in every segment register, and come
+ * back at the single-step trap (rt.tf_window, as after STI) to continue
+ * translated. Two signals; such instructions are rare in kernels.
+ */
+bool tcrun_step_direct(void)
+{
+	if (!rt.tc || !tcrun_active())
+		return false;
+	tr.direct_step = true;
+	tr.direct_eip = g_eip();
+	rt.tf_window = true;
+	rt.uc->uc_mcontext.gregs[REG_EFL] |= FL_TF;
+	return true;
+}
+
 /* The handler resumes translated code where it stopped: no guest-visible state changed. */
 bool tcrun_resuming(void)
 {
@@ -486,8 +526,26 @@ void tcrun_resume(void)
 	uint32_t tc_addr = tr.resume_tc, fla;
 
 	tr.resume_tc = 0;
-	if (!tcrun_active())
+	if (tr.direct_step) {
+		if (rt.tf_window && g_eip() == tr.direct_eip)
+			return; /* the step has not run yet (a shadow fill, a kick): again */
+		tr.direct_step = false; /* done, or the guest took a fault or interrupt first */
+		if (rt.tf_window) {
+			rt.tf_window = false;
+			g[REG_EFL] = (g[REG_EFL] & ~(greg_t)FL_TF) | (rt.cpu->eflags & FL_TF);
+		}
+	}
+	/*
+	 * The guest's own TF (a debugger stepping it): every instruction traps
+	 * anyway, so it runs directly, one #DB per guest instruction as on a CPU,
+	 * instead of one per translated instruction.
+	 */
+	bool guest_tf = (g[REG_EFL] & FL_TF) && !tr.stepping && !rt.tf_window;
+	if (!tcrun_active() || (guest_tf && !tc_addr)) {
+		if (rt_translate_user)
+			top_set(rt.cpu->cpl != 3);
 		return;
+	}
 	for (int tries = 0; !tc_addr && tries < 8; tries++) {
 		uint32_t eip = g_eip();
 		int r;
@@ -499,12 +557,17 @@ void tcrun_resume(void)
 		}
 		tc_addr = tc_lookup(rt.tc, eip, cur_mode()); /* counts the TC's hits for --stats */
 		r = tc_addr ? 0 : bt_translate(rt.tc, eip, cur_mode(), &tc_addr, &fla);
-		if (r == -EOPNOTSUPP)
-			return; /* not translatable here: run it directly */
+		if (r == -EOPNOTSUPP) { /* not translatable here: run it directly */
+			if (rt_translate_user)
+				top_set(rt.cpu->cpl != 3);
+			return;
+		}
 		if (r) {
 			tc_addr = 0;
 			translate_fault(r, fla);
 			if (!tcrun_active()) {
+				if (rt_translate_user)
+					top_set(rt.cpu->cpl != 3);
 				seg_apply();
 				return;
 			}
@@ -514,6 +577,8 @@ void tcrun_resume(void)
 	if (!tc_addr)
 		rt_fatal(BT_EXIT_FAULT, "bt: no translation for guest EIP %#x after repeated faults",
 			 g_eip());
+	if (rt_translate_user)
+		top_set(true);
 	seg_apply();
 	sync_to_state();
 	g[REG_RIP] = tc_addr;
