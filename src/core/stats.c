@@ -5,6 +5,7 @@
 #include <inttypes.h>
 
 #include "../dev/virtio/virtio.h"
+#include "../pv/pv.h"
 #include "bus.h"
 #include "evloop.h"
 #include "stats.h"
@@ -62,6 +63,7 @@ void stats_print(struct vm *vm, FILE *f)
 		if (vm->irq_count[g])
 			fprintf(f, "  irq %-2u raised %12" PRIu64 "\n", g, vm->irq_count[g]);
 	virtio_print_stats(vm, f);
+	pv_print_stats(vm, f);
 	if (vm->engine->print_stats)
 		vm->engine->print_stats(vm, f);
 	fflush(f);

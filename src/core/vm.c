@@ -215,6 +215,7 @@ int vm_run(struct vm *vm)
 void vm_destroy(struct vm *vm)
 {
 	vm->engine->destroy(vm);
+	pv_destroy(vm);
 	dev_destroy_all(vm);
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		free(vm->vcpu[i]);

@@ -14,6 +14,7 @@
 #include "bus.h"
 #include "evloop.h"
 #include "mem.h"
+#include "../pv/abi.h"
 
 #define VM_MAX_CPUS 32
 #define VM_MAX_CMDLINE 4096
@@ -68,6 +69,9 @@ struct vcpu_stats {
 	uint64_t count[VCPU_EXIT__COUNT];
 	uint64_t ns[VCPU_EXIT__COUNT]; /* time the monitor spent handling each kind */
 	uint64_t run_ns;	       /* time inside the engine's vcpu_run */
+	uint64_t hcall[PV_NR_CALLS + 1]; /* hypercalls served by the monitor, by number */
+	/* ... and by the engine itself (the bt child's counters), or NULL */
+	const volatile uint64_t *hcall_engine;
 };
 
 struct vcpu {
@@ -84,6 +88,7 @@ struct pic;
 struct pit;
 struct pci;
 struct virtio_dev;
+struct pv_timer;
 
 struct vm {
 	const struct vm_config *cfg;
@@ -103,6 +108,7 @@ struct vm {
 	int nr_virtio;
 	struct virtio_dev *virtio[16]; /* for --stats */
 	struct pit *pit;
+	struct pv_timer *pv_timer; /* the pv ABI's one-shot timer, made on first use */
 
 	uint64_t irq_count[24];
 

@@ -119,6 +119,12 @@ struct cpu_engine {
 	int (*irqfd)(struct vm *vm, unsigned gsi, int fd, bool assign);
 	/* Deliver one MSI now. */
 	int (*msi)(struct vm *vm, uint64_t addr, uint32_t data);
+
+	/*
+	 * The pv ABI's CPU-state calls (src/pv/pv.h, pv_env.cpu) when they reach the
+	 * monitor as VCPU_EXIT_HYPERCALL; NULL where the engine serves them itself.
+	 */
+	int64_t (*pv_cpu)(void *vcpu, uint32_t nr, const uint32_t arg[5]);
 };
 
 extern const struct cpu_engine kvm_engine;

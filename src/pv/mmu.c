@@ -1,0 +1,73 @@
+/*
+ * MMU_UPDATE: page-table writes in batches, as Xen's mmu_update (Xen's
+ * include/public/xen.h, "MMU_NORMAL_PT_UPDATE"). A request names the entry by
+ * its guest-physical address and says whether it is a PTE or a PDE (the low
+ * two bits); a present entry must map guest RAM only: a 4 KiB frame, a page
+ * table, or a 4 MiB page (PDE with PS, Intel SDM vol. 3 §4.3) that lies
+ * wholly inside RAM, and never the monitor's top 4 MiB (PDE 1023). The whole
+ * batch is checked before the first write, so a bad request changes nothing.
+ *
+ * No flush is implied: as after a store to a page table on real hardware,
+ * the guest flushes (TLB_FLUSH) what it changed.
+ */
+#include <string.h>
+
+#include "pv.h"
+
+#define PTE_P 0x1u
+#define PDE_PS 0x80u
+
+int pv_mmu_check(uint64_t ram_size, unsigned kind, uint32_t ofs, uint32_t val)
+{
+	uint64_t base, size;
+
+	if (!(val & PTE_P))
+		return 0; /* a not-present entry maps nothing: the other bits are the guest's */
+	if (kind == PV_MMU_PDE && ofs / 4 == PV_PDE_MONITOR)
+		return -PV_EPERM;
+	if (kind == PV_MMU_PDE && (val & PDE_PS)) {
+		/* bits 13-21 of a 4 MiB PDE are reserved without PSE-36: must be 0 */
+		if (val & 0x003fe000u)
+			return -PV_EINVAL;
+		base = val & 0xffc00000u;
+		size = 4u << 20;
+	} else {
+		base = val & 0xfffff000u;
+		size = 4096;
+	}
+	return base < ram_size && size <= ram_size - base ? 0 : -PV_EPERM;
+}
+
+int64_t pv_mmu_update(const struct pv_env *env, uint32_t gpa, uint32_t count)
+{
+	struct pv_mmu_req req[PV_MMU_MAX];
+	uint64_t len = (uint64_t)count * sizeof(req[0]);
+
+	if (count == 0 || count > PV_MMU_MAX || (gpa & 3))
+		return -PV_EINVAL;
+	if (gpa > env->ram_size || len > env->ram_size - gpa)
+		return -PV_EFAULT;
+	/* one copy: the guest (another vCPU) cannot change a request between check and use */
+	memcpy(req, env->ram + gpa, len);
+	for (uint32_t i = 0; i < count; i++) {
+		unsigned kind = req[i].ptr & 3;
+		uint32_t at = req[i].ptr & ~3u;
+		int r;
+
+		if (kind > PV_MMU_PDE)
+			return -PV_EINVAL;
+		if ((uint64_t)at + 4 > env->ram_size)
+			return -PV_EFAULT;
+		r = pv_mmu_check(env->ram_size, kind, at & 0xfff, req[i].val);
+		if (r)
+			return r;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t at = req[i].ptr & ~3u;
+
+		__atomic_store_n((uint32_t *)(env->ram + at), req[i].val, __ATOMIC_RELAXED);
+		if (env->written)
+			env->written(env->opaque, at);
+	}
+	return count;
+}

@@ -1,0 +1,106 @@
+/*
+ * The calls that need the VM rather than the CPU: console output, shutdown
+ * with a status, a one-shot timer on ISA IRQ 5, and yield. They run in the
+ * monitor's vCPU thread (the bt engine's child forwards them here).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "../core/console.h"
+#include "../core/evloop.h"
+#include "../core/log.h"
+#include "../core/vm.h"
+#include "pv.h"
+
+/* The timer: a timerfd on the I/O thread, made on the first SET_TIMER. */
+struct pv_timer {
+	struct vm *vm;
+	int tfd;
+};
+
+static pthread_mutex_t timer_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void timer_fired(void *opaque, uint32_t events)
+{
+	struct pv_timer *t = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(t->tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	irq_pulse(t->vm, PV_TIMER_IRQ); /* an edge, as the 8254's OUT0 gives the PIC */
+}
+
+static int64_t set_timer(struct vm *vm, uint64_t ns)
+{
+	struct pv_timer *t;
+
+	pthread_mutex_lock(&timer_lock);
+	t = vm->pv_timer;
+	if (!t && ns) {
+		t = calloc(1, sizeof(*t));
+		if (t) {
+			t->vm = vm;
+			t->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+			if (t->tfd < 0 || evloop_add(&vm->loop, t->tfd, EPOLLIN, timer_fired, t)) {
+				if (t->tfd >= 0)
+					close(t->tfd);
+				free(t);
+				t = NULL;
+			}
+		}
+		vm->pv_timer = t;
+	}
+	pthread_mutex_unlock(&timer_lock);
+	if (!t)
+		return ns ? -PV_EINVAL : 0;
+	/* ns is from now; a deadline already past fires at once (1 ns: 0 would disarm) */
+	timerfd_arm_ns(t->tfd, ns, 0);
+	return 0;
+}
+
+void pv_destroy(struct vm *vm)
+{
+	struct pv_timer *t = vm->pv_timer;
+
+	if (!t)
+		return;
+	evloop_del(&vm->loop, t->tfd);
+	close(t->tfd);
+	free(t);
+	vm->pv_timer = NULL;
+}
+
+int64_t pv_vm_call(struct vcpu *vcpu, const struct pv_env *env, uint32_t nr,
+		   const uint32_t arg[5])
+{
+	struct vm *vm = vcpu->vm;
+
+	switch (nr) {
+	case PV_CONSOLE_WRITE:
+		if (arg[1] > PV_CONSOLE_MAX)
+			return -PV_EINVAL;
+		if (arg[0] > env->ram_size || arg[1] > env->ram_size - arg[0])
+			return -PV_EFAULT;
+		console_write(vm, env->ram + arg[0], arg[1]);
+		return arg[1];
+	case PV_SHUTDOWN:
+		/* as the debug-exit port: ring3 exits with this status */
+		vm_request_exit(vm, arg[0] > 255 ? 255 : (int)arg[0],
+				"guest shutdown hypercall, status %u", arg[0]);
+		return 0;
+	case PV_SET_TIMER:
+		return set_timer(vm, (uint64_t)arg[1] << 32 | arg[0]);
+	case PV_YIELD:
+		sched_yield();
+		return 0;
+	default:
+		return -PV_ENOSYS;
+	}
+}
