@@ -370,6 +370,49 @@ static void return_addresses(void)
 	is_int(bth.n_indirect + bth.n_chain, 0, "second run: every branch inline or chained");
 }
 
+/*
+ * Three call targets with the same low 16 bits (one inline-table home entry): a loop that
+ * calls A and B in turn finds both inline (home and next entry); C, called once first, took
+ * the home entry and must not keep the hot targets out. Raw bytes: EAX, EBX, EDX count.
+ */
+static void put(uint32_t la, const char *bytes, size_t n)
+{
+	memcpy((void *)(uintptr_t)la, bytes, n);
+	tc_invalidate_page(tc, BTH_GPA(la));
+}
+
+static void ibl_collisions(void)
+{
+	const uint32_t a = BTH_GUEST + 0x20000, b = BTH_GUEST + 0x30000, c = BTH_GUEST + 0x50000;
+	/* mov $c,%ebp; call *%ebp; mov $a,%esi; mov $b,%edi; mov $100,%ecx;
+	   1: call *%esi; call *%edi; dec %ecx; jnz 1b; hlt */
+	char main_code[] = "\xbd\x00\x00\x05\x10\xff\xd5\xbe\x00\x00\x02\x10"
+			   "\xbf\x00\x00\x03\x10\xb9\x64\x00\x00\x00"
+			   "\xff\xd6\xff\xd7\x49\x75\xf9\xf4";
+	struct cpu32 in = bth_cpu(BTH_GUEST);
+	unsigned misses;
+
+	tc_flush(tc);
+	put(BTH_GUEST, main_code, sizeof(main_code) - 1);
+	put(a, "\x40\xc3", 2); /* inc %eax; ret */
+	put(b, "\x43\xc3", 2); /* inc %ebx; ret */
+	put(c, "\x42\xc3", 2); /* inc %edx; ret */
+	bth_reset_state();
+	in.eax = in.ebx = in.edx = 0;
+	bth_run_tc(tc, &in);
+	ok(bth.out.eax == 100 && bth.out.ebx == 100 && bth.out.edx == 1,
+	   "colliding call targets: A, B, C ran 100, 100, 1 times (%u %u %u)", bth.out.eax,
+	   bth.out.ebx, bth.out.edx);
+	misses = bth.n_indirect;
+	ok(misses <= 8, "first run: %u indirect misses (each target and return once at most)",
+	   misses);
+	bth_reset_state();
+	in.eip = BTH_GUEST + 7; /* the loop alone, without C */
+	bth_run_tc(tc, &in);
+	ok(bth.out.eax == 100 && bth.out.ebx == 100, "the loop again: A and B ran 100 times each");
+	is_int(bth.n_indirect, 0, "... and both hot targets sharing a home entry hit inline");
+}
+
 static int emulate_cpuid(ucontext_t *uc, const struct bt_site *site)
 {
 	greg_t *g = uc->uc_mcontext.gregs;
@@ -1001,6 +1044,7 @@ int main(void)
 	differential("sreg", g_sreg, g_sreg_end);
 	chaining();
 	return_addresses();
+	ibl_collisions();
 	callouts();
 	faults();
 	flags_inline();

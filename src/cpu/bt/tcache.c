@@ -32,8 +32,11 @@ static uint32_t page_key(uint64_t page)
 
 static void ibl_clear(struct tcache *tc, uint32_t idx)
 {
-	/* A key whose low 16 bits differ from idx: no target EIP ever matches it. */
-	tc->ibl[2 * idx] = -(idx ^ 1u);
+	/*
+	 * A key whose low 16 bits are neither idx nor idx - 1 (the targets that
+	 * probe this entry): no target EIP ever matches it.
+	 */
+	tc->ibl[2 * idx] = -((idx & 0xffffu) ^ 0x8000u);
 	tc->ibl[2 * idx + 1] = 0;
 }
 
@@ -107,7 +110,7 @@ void tc_destroy(struct tcache *tc)
 
 void tc_flush(struct tcache *tc)
 {
-	for (uint32_t i = 0; i < TC_IBL_ENTRIES; i++)
+	for (uint32_t i = 0; i <= TC_IBL_ENTRIES; i++)
 		ibl_clear(tc, i);
 	memset(tc->hash, 0, (tc->hash_mask + 1) * sizeof(void *));
 	memset(tc->phash, 0, (tc->page_mask + 1) * sizeof(void *));
@@ -125,6 +128,32 @@ void tc_reserve(struct tcache *tc)
 	if (tc->code_size - tc->code_used < TC_BLOCK_CODE || tc->nblocks + 1 > tc->max_blocks ||
 	    tc->max_marks - tc->nmarks < TC_BLOCK_MARKS || tc->max_exits - tc->nexits < 4)
 		tc_flush(tc);
+}
+
+/*
+ * The inline table's entry for b's EIP (primary mode only). Set when a block
+ * is made and again whenever a lookup finds it — an indirect branch that
+ * missed because a colliding block took the entry takes it back, so the hot
+ * one of two targets that share the low 16 bits wins, not the older one.
+ */
+void tc_ibl_set(struct tcache *tc, const struct tc_block *b)
+{
+	uint32_t idx = b->eip & 0xffff, *home = &tc->ibl[2 * idx], *next = home + 2;
+
+	if (!tc_mode_primary(b->mode) || home[1] == b->tc || next[1] == b->tc)
+		return;
+	/*
+	 * b goes home; the target there moves on to i + 1 if this is its home
+	 * too and i + 1 holds nothing or another target of home i, else it is
+	 * evicted (it finds its way back through its next miss).
+	 */
+	if (home[1] && ((-home[0]) & 0xffff) == idx &&
+	    (!next[1] || ((-next[0]) & 0xffff) == idx)) {
+		next[0] = home[0];
+		next[1] = home[1];
+	}
+	home[0] = -b->eip;
+	home[1] = b->tc;
 }
 
 struct tc_block *tc_find(struct tcache *tc, uint32_t eip, struct bt_mode mode)
@@ -145,6 +174,7 @@ uint32_t tc_lookup(struct tcache *tc, uint32_t eip, struct bt_mode mode)
 	if (!b)
 		return 0;
 	tc->stats.lookup_hits++;
+	tc_ibl_set(tc, b);
 	return b->tc;
 }
 
@@ -241,11 +271,7 @@ void tc_commit(struct tcache *tc, struct tc_block *b)
 		page_link(tc->phash, tc->page_mask, &b->phys[i], b->phys[i].page, b);
 		page_link(tc->lhash, tc->page_mask, &b->lin[i], b->lin[i].page, b);
 	}
-	if (tc_mode_primary(b->mode)) {
-		uint32_t idx = b->eip & 0xffff;
-		tc->ibl[2 * idx] = -b->eip;
-		tc->ibl[2 * idx + 1] = b->tc;
-	}
+	tc_ibl_set(tc, b);
 	tc->nblocks++;
 	tc->code_used += b->tc_len;
 	tc->stats.tc_used = tc->code_used;
@@ -271,6 +297,8 @@ static void drop_block(struct tcache *tc, struct tc_block *b)
 		*pp = b->hnext;
 	if (tc->ibl[2 * idx + 1] == b->tc)
 		ibl_clear(tc, idx);
+	if (tc->ibl[2 * idx + 3] == b->tc)
+		ibl_clear(tc, idx + 1);
 	for (unsigned i = 0; i < b->npages; i++) {
 		page_unlink(&b->phys[i]);
 		page_unlink(&b->lin[i]);

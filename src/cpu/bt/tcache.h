@@ -12,11 +12,13 @@
 /*
  * The inline indirect-branch table at the start of the TC, read by translated code through
  * %gs: 64 Ki entries indexed by the low 16 bits of the guest EIP (MOVZWL needs no flags),
- * each {-eip, tc}; target + entry[0] == 0 is a hit (LEA + JECXZ, flags untouched). Only
- * blocks of BT_MODE_KERNEL32 go in: other modes always take the INDIRECT callout.
+ * each {-eip, tc}; target + entry[0] == 0 is a hit (LEA + JECXZ, flags untouched). A target
+ * lives in its home entry i or in i + 1 (two choices: two hot targets with the same low
+ * 16 bits — a loop calling both — both hit; one more entry past the end for i = 0xffff).
+ * Only blocks of BT_MODE_KERNEL32 go in: other modes always take the INDIRECT callout.
  */
 #define TC_IBL_ENTRIES 65536u
-#define TC_IBL_SIZE (TC_IBL_ENTRIES * 8u)
+#define TC_IBL_SIZE (TC_IBL_ENTRIES * 8u + 64u)
 
 #define TC_BLOCK_INSNS 64u     /* default max_block_insns */
 #define TC_BLOCK_CODE 8192u    /* max TC bytes of one block */
@@ -118,5 +120,7 @@ void tc_reserve(struct tcache *tc);
 void tc_commit(struct tcache *tc, struct tc_block *b);
 void tc_chain(struct tcache *tc, struct tc_exit *e, struct tc_block *to);
 bool tc_mode_primary(struct bt_mode mode);
+/* Put b in the inline table (made, or found by a lookup after a miss). */
+void tc_ibl_set(struct tcache *tc, const struct tc_block *b);
 
 #endif

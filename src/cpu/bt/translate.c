@@ -109,6 +109,7 @@ static uint32_t jump8(struct xl *x, uint8_t opcode)
 
 static void land(struct xl *x, uint32_t rel8_at)
 {
+	/* every rel8 the translator emits spans fixed sequences below 128 bytes (tests check) */
 	x->code[rel8_at] = (uint8_t)(x->pos - (rel8_at + 1));
 }
 
@@ -352,17 +353,40 @@ static void branch_commit(struct xl *x, bool call, uint32_t ret_pop)
 		ebytes(x, "\x8d\xa4\x24", 3), e32(x, ret_pop);  /* lea n(%esp), %esp */
 }
 
+/* Probe inline-table entry (target & 0xffff) + way: jecxz to a hit, returned for land(). */
+static uint32_t ibl_probe(struct xl *x, uint32_t way)
+{
+	ebytes(x, "\x0f\xb7\xca", 3);			/* movzwl %dx, %ecx */
+	ebytes(x, "\x65\x8b\x0c\xcd", 4);		/* mov %gs:ibl+8*way(,%ecx,8), %ecx */
+	e32(x, x->tc->ibl_gs + 8 * way);
+	ebytes(x, "\x8d\x0c\x11", 3);			/* lea (%ecx,%edx), %ecx */
+	return jump8(x, 0xe3);				/* jecxz hit */
+}
+
+/* A hit in entry (target & 0xffff) + way: jump to its TC address. */
+static void ibl_hit(struct xl *x, uint32_t way, bool call, uint32_t ret_pop)
+{
+	mark(x, BT_SITE_INLINE, R(BT_ECX) | R(BT_EDX), BT_SITE_EXACT);
+	ebytes(x, "\x0f\xb7\xca", 3);			/* movzwl %dx, %ecx */
+	ebytes(x, "\x65\x8b\x0c\xcd", 4);		/* mov %gs:ibl+8*way+4(,%ecx,8), %ecx */
+	e32(x, x->tc->ibl_gs + 8 * way + 4);
+	gs_store(x, BT_ECX, scratch(x, BT_SCRATCH_JUMP));
+	fill(x, BT_ECX);
+	fill(x, BT_EDX);
+	branch_commit(x, call, ret_pop);
+	if (call || ret_pop)
+		mark(x, BT_SITE_INLINE, 0, 0); /* the branch is half done: step to the target */
+	e8(x, 0x65), e8(x, 0xff), e8(x, 0x25);		/* jmp *%gs:jump */
+	e32(x, scratch(x, BT_SCRATCH_JUMP));
+}
+
 static void ibl(struct xl *x, bool call, uint32_t ret_pop)
 {
-	const uint8_t spilled = R(BT_ECX) | R(BT_EDX);
-	uint32_t hit = 0;
+	uint32_t hit0 = 0, hit1 = 0;
 
 	if (x->primary) {
-		ebytes(x, "\x0f\xb7\xca", 3);		/* movzwl %dx, %ecx */
-		ebytes(x, "\x65\x8b\x0c\xcd", 4);	/* mov %gs:ibl(,%ecx,8), %ecx */
-		e32(x, x->tc->ibl_gs);
-		ebytes(x, "\x8d\x0c\x11", 3);		/* lea (%ecx,%edx), %ecx */
-		hit = jump8(x, 0xe3);			/* jecxz hit */
+		hit0 = ibl_probe(x, 0);	/* the target's home entry */
+		hit1 = ibl_probe(x, 1);	/* or the next one (tcache.h) */
 	}
 	/* Miss: the runtime translates the target (BT_SITE_INDIRECT). */
 	gs_store(x, BT_EDX, scratch(x, BT_SCRATCH_TARGET));
@@ -372,20 +396,10 @@ static void ibl(struct xl *x, bool call, uint32_t ret_pop)
 	callout(x, BT_SITE_INDIRECT, BT_SITE_EXACT);
 	if (!x->primary)
 		return;
-
-	land(x, hit);
-	mark(x, BT_SITE_INLINE, spilled, BT_SITE_EXACT);
-	ebytes(x, "\x0f\xb7\xca", 3);			/* movzwl %dx, %ecx */
-	ebytes(x, "\x65\x8b\x0c\xcd", 4);		/* mov %gs:ibl+4(,%ecx,8), %ecx */
-	e32(x, x->tc->ibl_gs + 4);
-	gs_store(x, BT_ECX, scratch(x, BT_SCRATCH_JUMP));
-	fill(x, BT_ECX);
-	fill(x, BT_EDX);
-	branch_commit(x, call, ret_pop);
-	if (call || ret_pop)
-		mark(x, BT_SITE_INLINE, 0, 0); /* the branch is half done: step to the target */
-	e8(x, 0x65), e8(x, 0xff), e8(x, 0x25);		/* jmp *%gs:jump */
-	e32(x, scratch(x, BT_SCRATCH_JUMP));
+	land(x, hit0);
+	ibl_hit(x, 0, call, ret_pop);
+	land(x, hit1);
+	ibl_hit(x, 1, call, ret_pop);
 }
 
 static void xl_indirect(struct xl *x, const uint8_t *guest)
@@ -781,6 +795,7 @@ int bt_translate(struct tcache *tc, uint32_t eip, struct bt_mode mode, uint32_t 
 
 	b = tc_find(tc, eip, mode);
 	if (b) {
+		tc_ibl_set(tc, b); /* an indirect branch missed it: it is hot now */
 		*tc_addr = b->tc;
 		return 0;
 	}
