@@ -25,6 +25,9 @@ ASMS := $(wildcard src/cpu/bt/*.S)
 OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(ASMS:%.S=$(BUILD)/%.o)
 LIB_OBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 
+# `make` alone builds everything: the included files below define rules of
+# their own, and the first rule would otherwise be the default.
+.DEFAULT_GOAL := all
 GUEST_TARGETS :=
 -include guest/guest.mk
 -include guest/hostile/hostile.mk
