@@ -283,7 +283,7 @@ int acpi_build(struct vm *vm, uint64_t *rsdp_gpa)
 	facs = alloc(&a, sizeof(struct acpi_facs));
 	xsdt = alloc(&a, xsdt_len);
 	fadt = alloc(&a, sizeof(struct acpi_fadt));
-	dsdt = alloc(&a, sizeof(struct acpi_header) + 64 + 256); /* \_S5, the PCI root */
+	dsdt = alloc(&a, sizeof(struct acpi_header) + 64 + 640); /* \_S5, the PCI root */
 	if (apic)
 		madt = madt_fill(&a, vm->nr_vcpus);
 	if (!rsdp || !facs || !xsdt || !fadt || !dsdt || (apic && !madt)) {
@@ -293,7 +293,7 @@ int acpi_build(struct vm *vm, uint64_t *rsdp_gpa)
 	}
 
 	aml = dsdt_aml((uint8_t *)AT(&a, dsdt) + sizeof(struct acpi_header));
-	aml += pci_dsdt_aml((uint8_t *)AT(&a, dsdt) + sizeof(struct acpi_header) + aml, 256);
+	aml += pci_dsdt_aml((uint8_t *)AT(&a, dsdt) + sizeof(struct acpi_header) + aml, 640);
 	header(AT(&a, dsdt), "DSDT", (uint32_t)(sizeof(struct acpi_header) + aml), 2);
 
 	fc = AT(&a, facs);

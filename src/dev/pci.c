@@ -347,11 +347,20 @@ static void msix_cfg_written(struct pci_dev *d, unsigned off, unsigned size)
 int pci_msix_init(struct pci_dev *d, unsigned nr, unsigned bar, uint32_t table_off,
 		  uint32_t pba_off)
 {
+	const struct cpu_engine *e = d->vm->engine;
 	struct pci_msix *m;
 	uint8_t body[10];
 
 	if (nr == 0 || nr > MSIX_MAX)
 		return -EINVAL;
+	/*
+	 * MSI-X is optional (§6.8): an engine that cannot deliver an MSI (bt:
+	 * no LAPIC) gets a device without the capability, and the guest uses
+	 * INTx. Offering it anyway makes Linux try it first and WARN when its
+	 * APIC-less x86 has no MSI domain (drivers/pci/msi/msi.h).
+	 */
+	if (!e->msi && !(e->msi_route && e->irqfd))
+		return 0;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -488,9 +497,13 @@ void pci_destroy(struct vm *vm)
 /*
  * The PCI root for the ACPI DSDT (ACPI 6.4 §6.1, §6.4 and §20): under ACPI,
  * Linux finds PCI only through a PNP0A03 device, and takes its windows from
- * _CRS. There is no _PRT: the guest then uses the Interrupt Line register
- * ring3 filled in (legacy IRQs), which is right for both the 8259 and the
- * IOAPIC's ISA pins; Linux's virtio-pci driver uses MSI-X anyway.
+ * _CRS. Its _PRT (§6.2.13) gives every slot's INTA# as a hard-wired GSI, the
+ * same IRQ ring3 writes into the Interrupt Line register: the guest of an
+ * engine without MSI (bt: the 8259 alone, GSI = ISA IRQ) needs INTx, and
+ * without a _PRT Linux warns "can't derive routing for PCI INT A" for each
+ * device before falling back to that register. Hard-wired means level-
+ * triggered, active-low: Linux sets the 8259's ELCR bit for the line, or
+ * programs the IOAPIC pin so, exactly what it did in its fallback.
  *
  *   Device (PCI0) {
  *     Name (_HID, EisaId ("PNP0A03"))
@@ -504,6 +517,10 @@ void pci_destroy(struct vm *vm)
  *       DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable,
  *                    ReadWrite, 0, PCI_MMIO_BASE, PCI_MMIO_BASE + PCI_MMIO_SIZE - 1, 0,
  *                    PCI_MMIO_SIZE)
+ *     })
+ *     Name (_PRT, Package () {
+ *       Package () { 0x0001FFFF, 0, Zero, 10 },    (slot 1, INTA#, GSI 10)
+ *       …                                          (slots 1 to 31)
  *     })
  *   }
  */
@@ -540,8 +557,10 @@ size_t pci_dsdt_aml(uint8_t *out, size_t room)
 		0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03, /* EisaId PNP0A03 */
 		0x08, '_', 'U', 'I', 'D', 0x00,
 	};
-	uint8_t body[256], buf[160];
+	uint8_t body[640], buf[160];
 	size_t n = 0, b = 0;
+	uint8_t prt[PCI_SLOTS * 12];
+	size_t np = 0;
 
 	/* Name (_CRS, Buffer (size) { … }) */
 	buf[b++] = 0x0a; /* BufferSize as a byte */
@@ -555,6 +574,27 @@ size_t pci_dsdt_aml(uint8_t *out, size_t room)
 	n += aml_pkglen(body + n, b);
 	memcpy(body + n, buf, b);
 	n += b;
+	/*
+	 * Name (_PRT, Package (31) { … }): each entry PackageOp, PkgLength 11,
+	 * four elements: DWordConst address (device << 16 | 0xffff: any
+	 * function), ZeroOp pin (INTA#), ZeroOp source (a GSI, no link device),
+	 * BytePrefix GSI.
+	 */
+	for (unsigned s = 1; s < PCI_SLOTS; s++) {
+		const uint8_t e[] = {
+			0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, (uint8_t)s, 0x00, 0x00, 0x00,
+			0x0a, intx_irq[(s - 1) % sizeof(intx_irq)],
+		};
+
+		memcpy(prt + np, e, sizeof(e));
+		np += sizeof(e);
+	}
+	memcpy(body + n, "\x08_PRT\x12", 6);
+	n += 6;
+	n += aml_pkglen(body + n, np + 1);
+	body[n++] = PCI_SLOTS - 1;
+	memcpy(body + n, prt, np);
+	n += np;
 	/* DeviceOp (ExtOpPrefix 0x5b, 0x82) PkgLength body */
 	if (n + 4 > room)
 		return 0;
