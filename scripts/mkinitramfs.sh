@@ -22,6 +22,9 @@ i386)
 	ver=${kernel#$root/boot/vmlinuz-}
 	moddir=$root/lib/modules/$ver
 	busybox=$root/bin/busybox
+	# The 686 kernel builds ext4 as a module (the cloud kernel has it built
+	# in), and ext4's checksums need crc32c, which nothing else pulls in.
+	RING3_EXTRA_MODULES="ext4 crc32c_generic ${RING3_EXTRA_MODULES:-}"
 	;;
 *)
 	echo "mkinitramfs: unknown architecture $arch" >&2
