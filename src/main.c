@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
 #include "boot/loader.h"
 #include "core/console.h"
@@ -119,6 +121,36 @@ static const struct cpu_engine *choose_engine(struct vm_config *cfg)
 	return e;
 }
 
+/*
+ * The host's TSC rate in kHz, 0 if it cannot be measured. The i386 guest
+ * under bt reads the host's TSC natively, and Linux calibrates it against the
+ * emulated PIT and PM timer with tight bounds on how long a port read may take
+ * (50,000 cycles in tsc_read_refs): a loaded host misses them, Linux warns,
+ * and when both fail it may end with an unstable TSC. Given tsc_early_khz=,
+ * it skips that and still refines the rate against the PM timer later.
+ */
+static unsigned long host_tsc_khz(void)
+{
+	struct timespec a, b, nap = { 0, 10000000 };
+	uint64_t t0, t1, t2, t3;
+	int64_t ns;
+
+	for (int i = 0; i < 5; i++) {
+		t0 = __rdtsc();
+		clock_gettime(CLOCK_MONOTONIC_RAW, &a);
+		t1 = __rdtsc();
+		nanosleep(&nap, NULL);
+		t2 = __rdtsc();
+		clock_gettime(CLOCK_MONOTONIC_RAW, &b);
+		t3 = __rdtsc();
+		ns = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+		/* both readings bracketed within ~4 us: not preempted in between */
+		if (t1 - t0 < 10000 && t3 - t2 < 10000 && ns > 0)
+			return (unsigned long)((t2 + t3 - t0 - t1) / 2 * 1000000 / (uint64_t)ns);
+	}
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static char kernel[PATH_MAX + 32], initrd[PATH_MAX + 32], append[VM_MAX_CMDLINE];
@@ -159,6 +191,13 @@ static int cmd_run(int argc, char **argv)
 		cfg.initrd = initrd;
 		r = snprintf(append, sizeof(append), "console=ttyS0 panic=-1 quiet%s%s",
 			     cfg.append ? " " : "", cfg.append ? cfg.append : "");
+		if (arch[0] == 'i') { /* under bt: see host_tsc_khz() */
+			unsigned long khz = host_tsc_khz();
+
+			if (khz)
+				r += snprintf(append + r, sizeof(append) - (size_t)r,
+					      " tsc_early_khz=%lu", khz);
+		}
 		if (cfg.command) {
 			if (encode_command(cfg.command, cmd, sizeof(cmd)))
 				die("the command is too long for the kernel command line");
