@@ -414,7 +414,12 @@ void pic_set_notify(struct pic *pic, void (*fn)(void *opaque), void *opaque)
 	pthread_mutex_unlock(&pic->lock);
 }
 
-/* Power-on state as a PC BIOS leaves it: vectors 0x08 and 0x70, every line masked. */
+/*
+ * Power-on state as a PC BIOS leaves it: vectors 0x08 and 0x70, every line
+ * masked, and the ACPI SCI level-triggered in the ELCR (an SCI is "sharable,
+ * level, active low", ACPI 6.4 §5.2.9 SCI_INT). Linux without an IOAPIC
+ * rewrites the ELCR to the SCI's bit alone and warns when it differs.
+ */
 static void pic_reset(struct pic *pic)
 {
 	static const uint8_t base[2] = { 0x08, 0x70 }, elcr_mask[2] = { ELCR_MASTER_MASK,
@@ -431,6 +436,7 @@ static void pic_reset(struct pic *pic)
 		c->elcr_mask = elcr_mask[i];
 		c->imr = 0xff;
 	}
+	pic->chip[ACPI_SCI_IRQ / 8].elcr = 1u << (ACPI_SCI_IRQ % 8);
 }
 
 int pic_init(struct vm *vm)

@@ -37,6 +37,8 @@ static void linux_init(uint8_t icw4)
 	outb(0xa1, 0x00);
 }
 
+static unsigned elcr_at_reset;
+
 static void fresh(void)
 {
 	if (vm.pic)
@@ -45,6 +47,10 @@ static void fresh(void)
 	vm.engine = &fake_engine;
 	vm.pio.name = "pio";
 	pic_init(&vm);
+	/* the tests below start from an all-edge ELCR; test_level checks the reset value */
+	elcr_at_reset = (unsigned)(inb(0x4d0) | inb(0x4d1) << 8);
+	outb(0x4d0, 0);
+	outb(0x4d1, 0);
 	notified = 0;
 	pic_set_notify(vm.pic, on_intr, &notified);
 }
@@ -143,6 +149,7 @@ static void test_level(void)
 {
 	fresh();
 	linux_init(0x01);
+	is_int(elcr_at_reset, 0x0200, "ELCR at reset: the SCI (IRQ 9) level, as firmware leaves it");
 	outb(0x4d0, 0xff);
 	outb(0x4d1, 0xff);
 	is_int(inb(0x4d0), 0xf8, "ELCR: IRQ 0-2 cannot be level");
