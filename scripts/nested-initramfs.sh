@@ -93,7 +93,10 @@ if [ -c /dev/kvm ]; then
 else
 	echo "@@NESTED no /dev/kvm: $(grep -o -m1 -w -e svm -e vmx /proc/cpuinfo || echo no svm/vmx flag)"
 fi
+# a heartbeat: scripts/nested-run.sh takes a silent console for a wedged VM
+(while sleep 20; do echo "@@NESTED alive"; done) &
 sh /payload.sh
+kill $!
 echo "@@NESTED done"
 poweroff -f
 EOF
