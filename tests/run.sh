@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ring3's tests and adds up their TAP: every unit-test binary in
-# build/tests/, then every executable tests/<dir>/*.sh (or only the
-# directories named on the command line). Each file's output is kept in
+# build/tests/ (tests/unit), then every executable tests/<dir>/*.sh (or only
+# the directories named on the command line). Each file's output is kept in
 # build/test-logs/. The last line is "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/.."
@@ -9,13 +9,13 @@ logs=build/test-logs
 mkdir -p "$logs"
 
 files=()
-if [ $# -eq 0 ]; then
-	for t in build/tests/test_*; do
-		[ -x "$t" ] && [ "${t%.d}" = "$t" ] && files+=("$t")
-	done
-	set -- tests/guest tests/boot tests/nested tests/cli
-fi
+[ $# -eq 0 ] && set -- tests/unit tests/guest tests/boot tests/nested tests/cli
 for d in "$@"; do
+	if [ "${d%/}" = tests/unit ]; then # the unit tests are built binaries
+		for t in build/tests/test_*; do
+			[ -x "$t" ] && [ "${t%.d}" = "$t" ] && files+=("$t")
+		done
+	fi
 	for t in "$d"/*.sh; do
 		[ -x "$t" ] && files+=("$t")
 	done
