@@ -93,10 +93,16 @@ if [ -c /dev/kvm ]; then
 else
 	echo "@@NESTED no /dev/kvm: $(grep -o -m1 -w -e svm -e vmx /proc/cpuinfo || echo no svm/vmx flag)"
 fi
-# a heartbeat: scripts/nested-run.sh takes a silent console for a wedged VM
+# Heartbeats for scripts/nested-run.sh's watchdog: one through the tty (what
+# the payload's output takes: the 8250's interrupt-driven transmit path), one
+# through printk (the console's polled path). When the first stops, the run
+# is stuck; whether the second goes on tells a stalled tty from a wedged VM.
 (while sleep 20; do echo "@@NESTED alive"; done) &
+hb1=$!
+(while sleep 20; do echo "<3>@@NESTED kernel alive" > /dev/kmsg; done) &
+hb2=$!
 sh /payload.sh
-kill $!
+kill $hb1 $hb2
 echo "@@NESTED done"
 poweroff -f
 EOF

@@ -54,7 +54,7 @@ n=$(sed -n 's/^@@TAP 1\.\.\([0-9]*\).*/\1/p' "$tmp/console.txt" | tail -1)
 if ! grep -q "^@@NESTED done" "$tmp/console.txt"; then
 	n=$((${n:-0} + 1))
 	echo "not ok $n - the nested test bed ran to its end (QEMU status $qrc after $(($(date +%s) - start)) s; 124 is the timeout, 125 a wedged outer VM)"
-	grep -v '^@@NESTED alive' "$tmp/console.txt" | tail -20 | sed 's/^/#   /'
+	grep -v 'NESTED.*alive' "$tmp/console.txt" | tail -20 | sed 's/^/#   /'
 fi
 grep '^1\.\.0' <(sed -n 's/^@@TAP //p' "$tmp/console.txt") && exit 0
 echo "1..${n:-0}"
