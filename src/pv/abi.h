@@ -28,6 +28,7 @@
 #define PV_FEAT_SHARED_IF (1u << 0) /* the shared page's irq_mask is the interrupt flag */
 #define PV_FEAT_MMU_BATCH (1u << 1) /* MMU_UPDATE takes batches */
 #define PV_FEAT_TIMER (1u << 2)	    /* SET_TIMER raises ISA IRQ PV_TIMER_IRQ */
+#define PV_FEAT_CR2 (1u << 3)	    /* the shared page's cr2 is CR2 (else: read CR2) */
 
 /* Errors: the negated Linux errno of the same meaning, in EAX (int: -PV_EINVAL is -22). */
 #define PV_EPERM 1    /* not allowed: a mapping of memory that is not the guest's */
@@ -79,5 +80,6 @@ struct pv_mmu_req {
 #define PV_SH_IRQ_MASK 0    /* guest: 1 = interrupts disabled (virtual IF = 0) */
 #define PV_SH_IRQ_PENDING 4 /* ring3: 1 = an interrupt waits for irq_mask = 0 */
 #define PV_SH_VERSION 8	    /* ring3: PV_VERSION */
+#define PV_SH_CR2 12	    /* ring3: CR2, the address of the last page fault (PV_FEAT_CR2) */
 
 #endif

@@ -75,6 +75,9 @@ int64_t pv_dispatch(const struct pv_env *env, uint32_t nr, const uint32_t arg[5]
 {
 	int64_t r;
 
+	/* a forwarded call is counted once, where it is served */
+	if (nr < PV_NR_CALLS && calls[nr].where == W_VM && !env->vcpu)
+		return PV_FORWARD;
 	if (env->counts)
 		env->counts[nr < PV_NR_CALLS ? nr : PV_NR_CALLS]++;
 	if (nr >= PV_NR_CALLS)
@@ -90,8 +93,6 @@ int64_t pv_dispatch(const struct pv_env *env, uint32_t nr, const uint32_t arg[5]
 			return r;
 		return env->cpu ? env->cpu(env->opaque, nr, arg) : -PV_ENOSYS;
 	case W_VM:
-		if (!env->vcpu)
-			return PV_FORWARD;
 		return pv_vm_call(env->vcpu, env, nr, arg);
 	case W_NONE:
 		break;

@@ -84,8 +84,11 @@ static void test_cpu_checks(void)
 	e.cpu = NULL;
 	is_int(pv_dispatch(&e, PV_SET_CR3, a), -PV_ENOSYS, "no CPU hook: -ENOSYS");
 	e.vcpu = NULL;
+	uint64_t before = counts[PV_CONSOLE_WRITE];
 	is_int(pv_dispatch(&e, PV_CONSOLE_WRITE, a), PV_FORWARD,
 	       "no VM here (a bt child): CONSOLE_WRITE is forwarded");
+	is_int(counts[PV_CONSOLE_WRITE] - before, 0,
+	       "... and not counted here: the monitor counts it once when it serves it");
 }
 
 static void put_req(uint32_t gpa, unsigned i, uint32_t ptr, uint32_t val)

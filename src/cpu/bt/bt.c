@@ -274,6 +274,9 @@ static int take_exit(struct bt_vm *bt, struct vcpu_exit *exit)
 	e.is_write = src->is_write != 0;
 	e.gpa = src->gpa;
 	e.data = src->data;
+	e.hc_nr = src->hc_nr;
+	for (int i = 0; i < 5; i++)
+		e.hc_arg[i] = src->hc_arg[i];
 	bt->ex = e;
 	bt->running = false;
 	if (e.kind < BT_EXIT__COUNT)
@@ -312,6 +315,13 @@ static int take_exit(struct bt_vm *bt, struct vcpu_exit *exit)
 		return 0;
 	case BT_EXIT_INTA:
 		return 1; /* handled inside vcpu_run */
+	case BT_EXIT_HYPERCALL: /* the run loop's pv_hypercall checks every argument */
+		exit->reason = VCPU_EXIT_HYPERCALL;
+		exit->hcall.nr = e.hc_nr;
+		for (int i = 0; i < 5; i++)
+			exit->hcall.arg[i] = e.hc_arg[i];
+		exit->hcall.ret = -PV_ENOSYS;
+		return 0;
 	case BT_EXIT_SHUTDOWN:
 		sanitize(bt->msg, sizeof(bt->msg), bt->sh->msg);
 		if (bt->msg[0])
@@ -346,6 +356,8 @@ static void complete(struct bt_vm *bt, const struct vcpu_exit *exit)
 		memcpy(bt->sh->iobuf, bt->iobuf, bt->ex.count * bt->ex.size);
 	if (bt->ex.kind == BT_EXIT_MMIO && !bt->ex.is_write)
 		memcpy(&bt->sh->resume.data, exit->mmio.data, 8);
+	if (bt->ex.kind == BT_EXIT_HYPERCALL)
+		bt->sh->resume.hc_ret = exit->hcall.ret;
 }
 
 /* HLT: sleep until the PIC has an interrupt for us or the VM stops. */
@@ -507,6 +519,7 @@ static int bt_vcpu_init(struct vcpu *vcpu, const struct cpu_boot_state *boot)
 	bt->ex.kind = BT_EXIT_READY;
 	bt->ex.irq_window = 0;
 	vcpu->engine_data = bt;
+	vcpu->stats.hcall_engine = bt->sh->pv.calls; /* --stats: the calls the child served */
 	return 0;
 }
 

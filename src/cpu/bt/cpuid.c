@@ -39,6 +39,8 @@ void emu_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
 	if (max_ext > 0x80000021)
 		max_ext = 0x80000021;
 	out[0] = out[1] = out[2] = out[3] = 0;
+	if (pv_bt_cpuid(leaf, out)) /* the pv ABI's leaves (pv.c) */
+		return;
 	if (leaf == 0x40000000) {
 		out[0] = 0x40000000;
 		out[1] = 0x676e6972; /* "ring" */

@@ -635,6 +635,8 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 	case ZYDIS_MNEMONIC_INT:
 		rt.st->insn[BT_I_INT]++;
 		emu_next(d);
+		if ((uint8_t)d->op[0].imm.value.u == PV_INT_VECTOR && pv_bt_call())
+			return 0; /* a hypercall (pv.c) */
 		vcpu_interrupt((uint8_t)d->op[0].imm.value.u, true);
 		return 0;
 	case ZYDIS_MNEMONIC_INT3:

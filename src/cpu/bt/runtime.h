@@ -255,6 +255,14 @@ extern bool rt_translate; /* run guest ring 0 translated (else trap-and-emulate 
 extern bool rt_translate_user; /* ... and ring 3 too (one child; --bt-user=translate) */
 extern bool rt_callout_int3;
 
+/* pv.c: the pv hypercall ABI served in the child (docs/pv.md) */
+bool pv_bt_call(void);		/* INT 0x82 at EIP-2: true if it was a call (served) */
+bool pv_bt_cpuid(uint32_t leaf, uint32_t out[4]);
+bool pv_bt_stack(unsigned dpl, uint16_t *ss, uint32_t *esp);
+void pv_bt_sync_from(void);	/* the shared page's irq_mask -> the virtual IF */
+void pv_bt_sync_to(void);	/* the virtual IF and a waiting interrupt -> the shared page */
+void pv_bt_irq_held(void);	/* an interrupt waits for irq_mask = 0 */
+
 /* emulate.c: trap-and-emulate */
 void emu_gp(uint32_t err);
 void emu_ud(void);

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "../../pv/abi.h"
+
 /*
  * The guest's 4 GiB as the child lays it out: guest-virtual addresses below
  * BT_TOP are shadow mappings of guest RAM; [BT_TOP, 4 GiB) is the runtime's
@@ -33,6 +35,7 @@ enum bt_exit_kind {
 	BT_EXIT_SHUTDOWN, /* triple fault */
 	BT_EXIT_FAULT,	  /* the runtime cannot go on: msg */
 	BT_EXIT_ESCAPE,	  /* the guest tried to leave its sandbox: msg */
+	BT_EXIT_HYPERCALL, /* a pv call the child cannot serve: hc_nr, hc_arg (pv.c) */
 	BT_EXIT__COUNT,
 };
 
@@ -45,12 +48,24 @@ struct bt_exit {
 	uint32_t is_write;
 	uint64_t gpa; /* MMIO */
 	uint64_t data; /* MMIO write data */
+	uint32_t hc_nr;	/* HYPERCALL: EAX and EBX, ECX, ESI, EDI, EBP */
+	uint32_t hc_arg[5];
 };
 
 struct bt_resume {
 	uint64_t data;	/* MMIO read data */
 	int32_t vector; /* >= 0: deliver this external interrupt (already acknowledged) */
 	uint32_t irq;	/* the PIC's INTR is (still) asserted */
+	int64_t hc_ret; /* HYPERCALL: the result for EAX */
+};
+
+/* The pv ABI's state (pv.c), here because both children (K and U) need it. */
+struct bt_pv {
+	uint32_t armed;	      /* the guest read CPUID 0x40000101: INT 0x82 at CPL 0 is a call */
+	uint32_t page;	      /* the shared page's guest-physical address, or 0 */
+	uint32_t stack_set;   /* STACK_SWITCH was called: ss0:esp0 replace the TSS's */
+	uint32_t ss0, esp0;
+	uint64_t calls[PV_NR_CALLS + 1]; /* served in the child, by number; last: no such call */
 };
 
 #define BT_IOBUF_SIZE 4096u
@@ -181,6 +196,7 @@ struct bt_shared {
 	uint32_t translate_user;	  /* ... and ring 3 too (--bt-user=translate) */
 	uint32_t callout_int3;		  /* ... with int3 callouts (else far jumps) */
 	char msg[BT_MSG_SIZE];		  /* FAULT, ESCAPE: one line, NUL-terminated */
+	struct bt_pv pv;
 	_Alignas(64) struct bt_vcpu vcpu;
 	struct bt_counters stats;
 	_Alignas(4096) uint8_t iobuf[BT_IOBUF_SIZE];

@@ -276,6 +276,7 @@ static void sync_from_state(void)
 
 	c->eflags = (c->eflags & ~(FL_IF | FL_IOPL | FL_AC)) | (*st32(ST_VIF) & FL_IF) |
 		    (*st32(ST_VFLAGS) & (FL_IOPL | FL_AC));
+	pv_bt_sync_from(); /* a pv guest's IF is its shared page's irq_mask */
 }
 
 static void sync_to_state(void)
@@ -285,6 +286,7 @@ static void sync_to_state(void)
 	*st32(ST_VIF) = c->eflags & FL_IF;
 	*st32(ST_VFLAGS) = c->eflags & (FL_IOPL | FL_AC);
 	*st32(ST_PENDING) = vcpu_irq_waiting() ? BT_VIF : 0;
+	pv_bt_sync_to();
 	for (int s = 0; s < BT_NSREG; s++)
 		*st32(ST_SEL + 4 * s) = c->seg[s].sel;
 }
@@ -441,6 +443,7 @@ bool tcrun_entry(int sig, siginfo_t *si)
 		rt.cpu->irq_pending = 1;
 		if (!(rt.cpu->eflags & FL_IF)) {
 			*st32(ST_PENDING) = BT_VIF; /* the next STI or POPF calls out */
+			pv_bt_irq_held();	    /* ... or a pv guest's IRQ_ENABLE */
 			tr.resume_tc = rip;
 			return true;
 		}

@@ -142,6 +142,8 @@ static int tss_stack(unsigned dpl, uint16_t *ss, uint32_t *esp, uint32_t ext, st
 	const struct bt_seg *tr = &rt.cpu->tr;
 	uint32_t off = 4 + dpl * 8, v[2];
 
+	if (pv_bt_stack(dpl, ss, esp)) /* a pv guest's STACK_SWITCH (pv.c) */
+		return 0;
 	if (!tr->sel || BT_SEG_TYPE(tr->attr) != 0xb)
 		return FAULT(f, EXC_TS, (tr->sel & ~3u) | ext); /* no busy 32-bit TSS */
 	if (off + 5 > tr->limit)
