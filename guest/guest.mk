@@ -47,6 +47,29 @@ $(TK_OUT)/testkernel.elf: $(TK_KERNEL_OBJS) $(TK_SRC)/kernel.ld
 	@echo "  LD32    $@"
 	$(Q)$(TK_CC) $(TK_LDFLAGS) -o $@ $(TK_KERNEL_OBJS) $(TK_LIBGCC)
 
+# The paravirtual build: the same sources with -DTK_PV, plus pv.c (docs/pv.md).
+TK_PV_OBJS := $(addprefix $(TK_OUT)/testkernel-pv/,$(addsuffix .o,$(basename $(TK_KERNEL_SRCS) pv.c))) \
+	$(TK_OUT)/testkernel-pv/cpuloops.o $(TK_OUT)/testkernel-pv/benchfmt.o
+
+$(TK_OUT)/testkernel-pv/%.o: $(TK_SRC)/%.c
+	@mkdir -p $(@D)
+	@echo "  CC32    $< (pv)"
+	$(Q)$(TK_CC) $(TK_CFLAGS) -DTK_PV -c -o $@ $<
+
+$(TK_OUT)/testkernel-pv/%.o: $(TK_SRC)/%.S
+	@mkdir -p $(@D)
+	@echo "  AS32    $< (pv)"
+	$(Q)$(TK_CC) $(TK_CFLAGS) -DTK_PV -c -o $@ $<
+
+$(TK_OUT)/testkernel-pv/%.o: $(TK_BENCH)/%.c
+	@mkdir -p $(@D)
+	@echo "  CC32    $< (pv)"
+	$(Q)$(TK_CC) $(TK_CFLAGS) -DTK_PV -c -o $@ $<
+
+$(TK_OUT)/testkernel-pv.elf: $(TK_PV_OBJS) $(TK_SRC)/kernel.ld
+	@echo "  LD32    $@"
+	$(Q)$(TK_CC) $(TK_LDFLAGS) -o $@ $(TK_PV_OBJS) $(TK_LIBGCC)
+
 $(TK_OUT)/native/%.o: $(TK_BENCH)/%.c
 	@mkdir -p $(@D)
 	@echo "  CC32    $<"
@@ -56,6 +79,6 @@ $(TK_OUT)/bench-native: $(TK_NATIVE_OBJS)
 	@echo "  LD32    $@"
 	$(Q)$(TK_CC) -m32 -static -no-pie -o $@ $(TK_NATIVE_OBJS)
 
-GUEST_TARGETS += $(TK_OUT)/testkernel.elf $(TK_OUT)/bench-native
+GUEST_TARGETS += $(TK_OUT)/testkernel.elf $(TK_OUT)/testkernel-pv.elf $(TK_OUT)/bench-native
 
--include $(TK_KERNEL_OBJS:.o=.d) $(TK_NATIVE_OBJS:.o=.d)
+-include $(TK_KERNEL_OBJS:.o=.d) $(TK_PV_OBJS:.o=.d) $(TK_NATIVE_OBJS:.o=.d)

@@ -27,7 +27,7 @@ static uint64_t run_pagefault(uint32_t iters, uint32_t *result)
 	uint32_t *pte = pte_of(va);
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++) {
-		*pte &= ~PTE_P;
+		pte_write(pte, *pte & ~PTE_P);
 		invlpg(va);
 		*p = i;
 	}
@@ -66,7 +66,7 @@ static uint64_t run_invlpg(uint32_t iters, uint32_t *result)
 
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++) {
-		*pte = f[i & 1] | PTE_P | PTE_W;
+		pte_write(pte, f[i & 1] | PTE_P | PTE_W);
 		invlpg(va);
 		(void)*(volatile uint32_t *)va;
 	}
@@ -87,7 +87,14 @@ static uint64_t run_clisti(uint32_t iters, uint32_t *result)
 	(void)result;
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++)
+#ifdef TK_PV
+	{
+		cli();
+		sti();
+	}
+#else
 		asm volatile("cli; sti" ::: "memory");
+#endif
 	return rdtsc() - t0;
 }
 
@@ -96,7 +103,11 @@ static uint64_t run_pushfpopf(uint32_t iters, uint32_t *result)
 	(void)result;
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++)
+#ifdef TK_PV /* save and restore the virtual IF: the shared page's irq_mask */
+		pv_shared[PV_SH_IRQ_MASK / 4] = pv_shared[PV_SH_IRQ_MASK / 4];
+#else
 		asm volatile("pushfl; popfl" ::: "memory", "cc");
+#endif
 	return rdtsc() - t0;
 }
 

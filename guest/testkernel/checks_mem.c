@@ -37,6 +37,7 @@ static void check_fault_codes(void)
 	tap_pf(&kprobe, PF_P | PF_W, ro,
 	       "ring-0 write to a read-only page with CR0.WP=1: #PF err 0x3");
 
+#ifndef TK_PV /* pv: one paging mode, WP always on */
 	write_cr0(read_cr0() & ~CR0_WP);
 	probe_write(ro, 0x5678);
 	uint32_t vector = kprobe.vector, got = *word(ro);
@@ -44,6 +45,7 @@ static void check_fault_codes(void)
 	if (!tap_ok(vector == PROBE_NONE && got == 0x5678,
 		    "ring-0 write to a read-only page with CR0.WP=0 succeeds"))
 		kprintf("#   vector %u, read back 0x%x\n", vector, got);
+#endif
 }
 
 static void check_demand_paging(void)
@@ -68,10 +70,10 @@ static void check_tlb(void)
 
 	*word(f1) = 0x11111111;
 	*word(f2) = 0x22222222;
-	*pte = f1 | PTE_P | PTE_W;
+	pte_write(pte, f1 | PTE_P | PTE_W);
 	invlpg(va);
 	uint32_t first = *word(va); /* now the TLB holds va -> f1 */
-	*pte = f2 | PTE_P | PTE_W;
+	pte_write(pte, f2 | PTE_P | PTE_W);
 	invlpg(va);
 	uint32_t second = *word(va);
 	if (!tap_ok(first == 0x11111111 && second == 0x22222222,
@@ -80,10 +82,10 @@ static void check_tlb(void)
 
 	va = WIN_VA(WIN_CR3);
 	pte = pte_of(va);
-	*pte = f1 | PTE_P | PTE_W;
+	pte_write(pte, f1 | PTE_P | PTE_W);
 	invlpg(va);
 	(void)*word(va);
-	*pte = 0;
+	pte_write(pte, 0);
 	write_cr3(read_cr3());
 	probe_read(va);
 	tap_pf(&kprobe, 0, va, "PTE cleared then CR3 reloaded: the access faults");
@@ -94,7 +96,7 @@ static void check_accessed_dirty(void)
 	uint32_t va = WIN_VA(WIN_AD);
 	uint32_t *pte = pte_of(va);
 
-	*pte = frame_alloc() | PTE_P | PTE_W; /* A and D clear */
+	pte_write(pte, frame_alloc() | PTE_P | PTE_W); /* A and D clear */
 	invlpg(va);
 	(void)*word(va);
 	tap_eq(*pte & (PTE_A | PTE_D), PTE_A, "4 KiB page: a read sets A in the PTE, not D");
@@ -102,7 +104,7 @@ static void check_accessed_dirty(void)
 	tap_eq(*pte & (PTE_A | PTE_D), PTE_A | PTE_D, "4 KiB page: a write sets D in the PTE");
 
 	uint32_t *pde = pde_of(ALIAS4M_BASE);
-	*pde &= ~(PTE_A | PTE_D);
+	pde_write(pde, *pde & ~(PTE_A | PTE_D));
 	write_cr3(read_cr3());
 	(void)*word(ALIAS4M_BASE + 0x1234);
 	tap_eq(*pde & (PTE_A | PTE_D), PTE_A, "4 MiB page: a read sets A in the PDE, not D");

@@ -32,7 +32,7 @@ void checks_smc(void)
 	/* The same physical page, seen at a second virtual address. */
 	uint32_t page = (uint32_t)code & PTE_FRAME;
 	uint32_t alias = WIN_VA(WIN_SMC);
-	*pte_of(alias) = page | PTE_P | PTE_W;
+	pte_write(pte_of(alias), page | PTE_P | PTE_W);
 	invlpg(alias);
 	*(volatile uint32_t *)(alias + ((uint32_t)code - page) + 1) = 0x33333333;
 	got = smc_target();

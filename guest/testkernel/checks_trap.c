@@ -64,6 +64,21 @@ static void check_timer(void)
 	sti_hlt();
 	tap_ok(ticks != t0, "hlt sleeps until the next timer interrupt");
 
+#ifdef TK_PV
+	/* irq_mask = 1: a timer request waits in the IRR, and ring3 says so in irq_pending */
+	cli();
+	t0 = ticks;
+	int pending = wait_irr_timer();
+	uint32_t t_held = ticks, flagged = pv_shared[PV_SH_IRQ_PENDING / 4];
+	sti(); /* irq_pending is set: IRQ_ENABLE delivers it */
+	asm volatile("nop; nop" ::: "memory");
+	uint32_t t_after = ticks;
+	if (!tap_ok(pending && t_held == t0,
+		    "pv: irq_mask=1 holds a pending timer IRQ (in the IRR, no tick)"))
+		kprintf("#   irr pending %d, ticks moved by %u\n", pending, t_held - t0);
+	tap_eq(flagged, 1, "pv: ... and the shared page's irq_pending says so");
+	tap_eq(t_after - t0, 1, "pv: irq_mask=0 and IRQ_ENABLE let the pending timer IRQ in at once");
+#else
 	/* POPF, not CLI, clears IF; then a timer request must wait in the IRR. */
 	uint32_t fl = read_eflags();
 	write_eflags(fl & ~FL_IF);
@@ -77,6 +92,7 @@ static void check_timer(void)
 		    "popf IF=0 holds a pending timer IRQ (in the IRR, no tick)"))
 		kprintf("#   irr pending %d, ticks moved by %u\n", pending, t_held - t0);
 	tap_eq(t_after - t0, 1, "popf IF=1 lets the pending timer IRQ in at once");
+#endif
 }
 
 void checks_trap(void)

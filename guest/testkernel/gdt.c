@@ -76,7 +76,12 @@ void gdt_init(void)
 
 	gdt_loaded.limit = sizeof(gdt) - 1;
 	gdt_loaded.base = (uint32_t)gdt;
+#ifdef TK_PV
+	if (pv_call(PV_SET_GDT, gdt_loaded.base, gdt_loaded.limit))
+		tap_bail("pv: SET_GDT refused");
+#else
 	asm volatile("lgdt %0" : : "m"(gdt_loaded));
+#endif
 
 	/* Reload every segment register; CS only changes through a far transfer. */
 	asm volatile("ljmp %0, $1f\n1:\n\t"
@@ -89,12 +94,17 @@ void gdt_init(void)
 		     : "i"(SEL_KCODE), "r"(SEL_KDATA)
 		     : "memory");
 
+#ifndef TK_PV /* pv: no LDT, and STACK_SWITCH stands for the TSS */
 	asm volatile("lldt %w0" : : "r"(SEL_LDT));
 	asm volatile("ltr %w0" : : "r"(SEL_TSS)); /* marks the TSS descriptor busy */
+#endif
 }
 
 /* The stack the CPU switches to on an interrupt or INT 0x80 from ring 3. */
 void gdt_set_esp0(uint32_t esp0)
 {
 	tss.esp0 = esp0;
+#ifdef TK_PV
+	pv_call(PV_STACK_SWITCH, SEL_KDATA, esp0);
+#endif
 }

@@ -48,5 +48,10 @@ void idt_init(void)
 
 	idt_loaded.limit = sizeof(idt) - 1;
 	idt_loaded.base = (uint32_t)idt;
+#ifdef TK_PV
+	if (pv_call(PV_SET_IDT, idt_loaded.base, idt_loaded.limit))
+		tap_bail("pv: SET_IDT refused");
+#else
 	asm volatile("lidt %0" : : "m"(idt_loaded));
+#endif
 }

@@ -34,6 +34,11 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi)
 	save_boot_info(magic, mbi);
 	serial_init();			  /* COM1, polled: from here on we can talk */
 	kputs("\n# ring3 test kernel\n"); /* \n: a BIOS may leave a line open */
+#ifdef TK_PV
+	if (pv_init()) /* CPUID 0x40000100 and the shared page, before any other call */
+		tap_bail("no ring3 hypercall ABI: the pv build runs only under ring3");
+	kputs("# paravirtual build: privileged operations are ring3 hypercalls\n");
+#endif
 	gdt_init();			  /* our GDT, LDT and TSS; reload every segment register */
 	idt_init();			  /* gates for exceptions, IRQs, int 0x80 and 0x81 */
 	pic_init();			  /* 8259s remapped to 0x20/0x28, all lines masked */
@@ -43,6 +48,10 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi)
 	sti();				  /* the timer starts ticking */
 	tsc_calibrate();		  /* TSC rate against 8254 channel 2 */
 
+#ifdef TK_PV
+	if (pv_fuzz_wanted(boot_info.cmdline)) /* pvfuzz=N[:seed] */
+		debug_exit(pv_fuzz(boot_info.cmdline));
+#endif
 	if (bench_wanted(boot_info.cmdline))
 		debug_exit(bench_run(boot_info.cmdline));
 

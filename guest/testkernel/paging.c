@@ -41,10 +41,17 @@ void paging_init(void)
 	/* A second 4 MiB mapping of the sieve buffer, with A and D clear. */
 	kernel_pd[PDX(ALIAS4M_BASE)] = SIEVE_BASE | PTE_P | PTE_W | PTE_PS;
 
+#ifdef TK_PV
+	/* the ABI's one paging mode (PSE, WP) starts with the first SET_CR3 */
+	if (pv_call(PV_SET_CR3, (uint32_t)kernel_pd, 0))
+		tap_bail("pv: SET_CR3 refused");
+	pv_cr3_now = (uint32_t)kernel_pd;
+#else
 	write_cr4(CR4_PSE); /* and nothing else: multiboot leaves CR4 undefined */
 	write_cr3((uint32_t)kernel_pd);
 	/* WP: ring 0 too faults on writes to read-only pages (as Linux runs). */
 	write_cr0(CR0_PE | CR0_ET | CR0_WP | CR0_PG);
+#endif
 }
 
 uint32_t *pde_of(uint32_t va)
@@ -89,9 +96,9 @@ int paging_fault(struct trapframe *tf, uint32_t cr2)
 		return 0;
 	uint32_t *pte = &pt_window[slot];
 	if (*pte & PTE_FRAME)
-		*pte |= PTE_P;
+		pte_write(pte, *pte | PTE_P);
 	else
-		*pte = frame_alloc() | PTE_P | PTE_W;
+		pte_write(pte, frame_alloc() | PTE_P | PTE_W);
 	demand_faults++;
 	return 1;
 }

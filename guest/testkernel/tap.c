@@ -80,6 +80,10 @@ uint32_t tap_failures(void)
 
 void debug_exit(uint32_t code)
 {
+#ifdef TK_PV
+	if (pv_methods) /* the ABI was found */
+		pv_call(PV_SHUTDOWN, code, 0);
+#endif
 	outl(DEBUG_EXIT_PORT, code);
 	halt_forever(); /* no exit device: stop here */
 }

@@ -57,6 +57,7 @@ static inline void outl(uint16_t port, uint32_t v)
 	asm volatile("outl %0, %1" : : "a"(v), "Nd"(port));
 }
 
+#ifndef TK_PV /* the paravirtual build calls ring3 instead: pv.h */
 static inline void cli(void)
 {
 	asm volatile("cli" ::: "memory");
@@ -73,6 +74,8 @@ static inline void sti_hlt(void)
 	asm volatile("sti; hlt" ::: "memory");
 }
 
+#endif
+
 static inline uint32_t read_eflags(void)
 {
 	uint32_t f;
@@ -85,6 +88,7 @@ static inline void write_eflags(uint32_t f)
 	asm volatile("pushl %0; popfl" : : "r"(f) : "memory", "cc");
 }
 
+#ifndef TK_PV
 static inline uint32_t read_cr0(void)
 {
 	uint32_t v;
@@ -133,6 +137,15 @@ static inline void invlpg(uint32_t va)
 {
 	asm volatile("invlpg (%0)" : : "r"(va) : "memory");
 }
+
+/* A store to a live page table (the pv build asks ring3: MMU_UPDATE). */
+static inline void pte_write(uint32_t *e, uint32_t v)
+{
+	*(volatile uint32_t *)e = v;
+}
+#define pde_write pte_write
+
+#endif
 
 static inline uint64_t rdtsc(void)
 {
@@ -232,5 +245,9 @@ static inline int verw(uint16_t sel)
 	asm volatile("verw %1; setz %0" : "=q"(z) : "rm"(sel) : "cc");
 	return z;
 }
+
+#ifdef TK_PV
+#include "pv.h"
+#endif
 
 #endif

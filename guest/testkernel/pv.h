@@ -1,0 +1,115 @@
+/*
+ * The paravirtual build (-DTK_PV, build/guest/testkernel-pv.elf): the
+ * privileged and sensitive operations of x86.h become calls of ring3's
+ * hypercall ABI (docs/pv.md, numbers in src/pv/abi.h). The interrupt flag is
+ * the shared page's irq_mask: one store, no exit, where ring3 offers it.
+ */
+#ifndef TK_PV_H
+#define TK_PV_H
+
+#include <stdint.h>
+#include "../../src/pv/abi.h"
+
+extern volatile uint32_t pv_shared[1024]; /* the shared page */
+extern uint32_t pv_methods, pv_features, pv_cr3_now;
+
+/* One call: EAX = nr, EBX ECX ESI EDI = a0..a3; the result comes back in EAX. */
+static inline int32_t pv_call4(uint32_t nr, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3)
+{
+	int32_t r;
+
+	if (pv_methods & PV_METHOD_INT82)
+		asm volatile("int $0x82"
+			     : "=a"(r)
+			     : "a"(nr), "b"(a0), "c"(a1), "S"(a2), "D"(a3)
+			     : "memory", "edx");
+	else
+		asm volatile("outl %%eax, %%dx"
+			     : "=a"(r)
+			     : "a"(nr), "b"(a0), "c"(a1), "S"(a2), "D"(a3), "d"(PV_PORT)
+			     : "memory");
+	return r;
+}
+#define pv_call(nr, a0, a1) pv_call4((nr), (a0), (a1), 0, 0)
+
+static inline void cli(void)
+{
+	if (pv_features & PV_FEAT_SHARED_IF) {
+		pv_shared[PV_SH_IRQ_MASK / 4] = 1;
+		asm volatile("" ::: "memory");
+	} else {
+		pv_call(PV_IRQ_DISABLE, 0, 0);
+	}
+}
+
+/* irq_mask = 0; ring3 could not deliver what came meanwhile: ask for it. */
+static inline void sti(void)
+{
+	if (pv_features & PV_FEAT_SHARED_IF) {
+		asm volatile("" ::: "memory");
+		pv_shared[PV_SH_IRQ_MASK / 4] = 0;
+		asm volatile("" ::: "memory");
+		if (pv_shared[PV_SH_IRQ_PENDING / 4])
+			pv_call(PV_IRQ_ENABLE, 0, 0);
+	} else {
+		pv_call(PV_IRQ_ENABLE, 0, 0);
+	}
+}
+
+/* HALT is STI; HLT in one call: no wake-up can be lost between them. */
+static inline void sti_hlt(void)
+{
+	pv_call(PV_HALT, 0, 0);
+}
+
+static inline int irqs_enabled(void)
+{
+	return (pv_features & PV_FEAT_SHARED_IF) ? !pv_shared[PV_SH_IRQ_MASK / 4]
+						 : 1; /* without the shared page: not visible */
+}
+
+static inline uint32_t read_cr2(void)
+{
+	uint32_t v;
+
+	if (pv_features & PV_FEAT_CR2)
+		return pv_shared[PV_SH_CR2 / 4];
+	asm volatile("movl %%cr2, %0" : "=r"(v));
+	return v;
+}
+
+static inline uint32_t read_cr3(void)
+{
+	return pv_cr3_now;
+}
+
+static inline void write_cr3(uint32_t v)
+{
+	if (pv_call(PV_SET_CR3, v, 0) == 0)
+		pv_cr3_now = v;
+}
+
+static inline void invlpg(uint32_t va)
+{
+	pv_call(PV_TLB_FLUSH, va, 0);
+}
+
+/* A store to a live page table: one MMU_UPDATE (the kernel is identity-mapped: va = pa). */
+int32_t pv_mmu_set(uint32_t *entry, uint32_t val, int is_pde);
+static inline void pte_write(uint32_t *e, uint32_t v)
+{
+	pv_mmu_set(e, v, 0);
+}
+static inline void pde_write(uint32_t *e, uint32_t v)
+{
+	pv_mmu_set(e, v, 1);
+}
+
+/* pv.c */
+int pv_init(void); /* discovery and the shared page: 0, or -1 without ring3's ABI */
+int32_t pv_mmu_batch(const struct pv_mmu_req *req, uint32_t n);
+void pv_checks(void);	  /* the ABI's answers and error paths, as TAP */
+uint32_t pv_fuzz(const char *cmdline); /* pvfuzz=N[:seed]: random calls from ring 0 */
+int pv_fuzz_wanted(const char *cmdline);
+
+#endif
