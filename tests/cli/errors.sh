@@ -49,6 +49,21 @@ check "nothing after --" "nothing after --" $R run --
 if ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
 	# This host has no hardware virtualization: --engine kvm must say so at once.
 	check "--engine kvm without VT-x/AMD-V" "engine bt" $R run --engine kvm
+	# Here every guest runs under bt, which has one vCPU and a 32-bit CPU:
+	# asking for more is refused in one line, whether bt was chosen or picked.
+	K=build/guest/testkernel.elf
+	if [ -f "$K" ]; then
+		check "--cpus 2 under bt" "one vCPU" $R run --engine bt --cpus 2 --kernel "$K"
+		check "--cpus 2, engine auto (bt here)" "one vCPU" $R run --cpus 2 --kernel "$K"
+		check "--mem 4G under bt" "at most 3 GiB" $R run --engine bt --mem 4G --kernel "$K"
+	fi
+	if [ -f build/guest-linux/vmlinuz-amd64 ]; then
+		check "a 64-bit kernel under bt" "32-bit kernels" \
+			$R run --engine bt --kernel build/guest-linux/vmlinuz-amd64
+	fi
+	if [ -f build/guest-linux/vmlinuz-i386 ]; then
+		check "the default guest with --cpus 2 (i386 under bt here)" "one vCPU" $R run --cpus 2 -- true
+	fi
 fi
 
 n=$((n + 1))
