@@ -45,6 +45,15 @@ result "$(! grep -aE 'Oops|BUG:|Kernel panic|WARNING|Call Trace|general protecti
 run sh -c 'exit 7'
 result "$([ "$rc" = 7 ]; echo $?)" "sh -c 'exit 7' exits 7 (got $rc)"
 
+# Without --engine, a host without VT-x/AMD-V picks bt and the i386 guest.
+if ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
+	RING3_VERBOSE=1 timeout 120 ./ring3 run -- uname -m </dev/null >"$tmp/out" 2>"$tmp/log"
+	rc=$?
+	result "$([ "$rc" = 0 ] && grep -q '^ring3: engine bt' "$tmp/log" && tr -d '\r' <"$tmp/out" |
+		sed -n '/^ring3-guest: ready$/,$p' | grep -qx i686; echo $?)" \
+		"--engine auto here: bt and the i386 guest (uname -m prints i686)"
+fi
+
 # A fork/exec stress: 2,000 short processes, each a fork and an exec (and an
 # address space built and torn down) in the guest.
 run sh -c 'i=0; while [ $i -lt 2000 ]; do /bin/true || exit 1; i=$((i + 1)); done; echo forked $i'
