@@ -5,7 +5,8 @@
 # are normalised away, and any line ring3 shows that QEMU does not fails.
 # QEMU runs the PC ring3's bt engine offers: a CPU without a local APIC (so
 # the 8259 alone). ring3 gets a disk and a network card on top, so what its
-# virtio devices make the kernel say counts against it too.
+# virtio devices make the kernel say counts against it too. A line that only
+# one of up to three boots shows is load, not a fault (see below).
 set -u
 cd "$(dirname "$0")/../.."
 G=${RING3_GUEST_DIR:-build/guest-linux}
@@ -49,20 +50,37 @@ qrc=$?
 result "$([ "$qrc" = 1 ] && grep -q '^ring3-guest: ready' "$tmp/qemu"; echo $?)" \
 	"QEMU TCG boots the kernel and runs dmesg (isa-debug-exit status $qrc)" "$tmp/qemu"
 
+warnings "$tmp/qemu" >"$tmp/q.w"
+sed 's/^/# QEMU:  /' "$tmp/q.w"
+
+# A loaded machine can make a boot print a timing warning once (a clocksource
+# watchdog's skew, a slow hrtimer interrupt) that the next boot does not: a
+# line counts against ring3 only if every boot shows it. A second and third
+# boot run only when the first has extra lines, so a quiet run costs one boot.
 mkfs.ext4 -q -F "$tmp/d.img" 16M >/dev/null 2>&1 || truncate -s 16M "$tmp/d.img"
-timeout 120 ./ring3 run --engine bt --disk "$tmp/d.img" --net user -- sh -c "$cmd" \
-	</dev/null >"$tmp/ring3" 2>&1
-rrc=$?
+: >"$tmp/r.w"
+: >"$tmp/extra"
+for try in 1 2 3; do
+	timeout 120 ./ring3 run --engine bt --disk "$tmp/d.img" --net user -- sh -c "$cmd" \
+		</dev/null >"$tmp/ring3" 2>&1
+	rrc=$?
+	[ "$rrc" = 0 ] && grep -q '^ring3-guest: ready' "$tmp/ring3" || break
+	warnings "$tmp/ring3" >"$tmp/r.w"
+	sed "s/^/# ring3 (boot $try): /" "$tmp/r.w"
+	comm -23 "$tmp/r.w" "$tmp/q.w" >"$tmp/new"
+	if [ "$try" = 1 ]; then
+		mv "$tmp/new" "$tmp/extra"
+	else
+		comm -12 "$tmp/extra" "$tmp/new" >"$tmp/both"
+		comm -23 "$tmp/extra" "$tmp/both" | sed 's/^/# seen once, not again (load): /'
+		mv "$tmp/both" "$tmp/extra"
+	fi
+	[ -s "$tmp/extra" ] || break
+done
 result "$([ "$rrc" = 0 ] && grep -q '^ring3-guest: ready' "$tmp/ring3"; echo $?)" \
 	"ring3 bt boots it with a disk and a network card and runs dmesg (status $rrc)" "$tmp/ring3"
-
-warnings "$tmp/qemu" >"$tmp/q.w"
-warnings "$tmp/ring3" >"$tmp/r.w"
-comm -23 "$tmp/r.w" "$tmp/q.w" >"$tmp/extra"
-sed 's/^/# QEMU:  /' "$tmp/q.w"
-sed 's/^/# ring3: /' "$tmp/r.w"
 result "$([ "$qrc" = 1 ] && [ "$rrc" = 0 ] && [ ! -s "$tmp/extra" ]; echo $?)" \
-	"every warning-level line in ring3's dmesg ($(wc -l <"$tmp/r.w")) is in QEMU's too ($(wc -l <"$tmp/q.w"))" \
+	"every warning-level line in ring3's dmesg ($(wc -l <"$tmp/r.w")) is in QEMU's too ($(wc -l <"$tmp/q.w")), boot $try" \
 	"$tmp/extra"
 
 echo "1..$n"
