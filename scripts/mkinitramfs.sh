@@ -48,12 +48,19 @@ done
 cp guest/linux/init "$tmp/init"
 cp "$exit_tool" "$tmp/bin/ring3-exit"
 
-# Modules and everything they depend on, by modules.dep.
+# Modules and everything they depend on, by modules.dep. kmod treats '-' and
+# '_' in a module name as the same character, and Debian's files use both
+# (virtio-rng.ko next to virtio_blk.ko), so a name matches either spelling.
+# modules.dep's line for a module, or nothing: grep finding no line is not an
+# error here (under pipefail it would be, and used to drop virtio-rng).
+dep_line() {
+	local re=${1//[-_]/[-_]}
+	{ grep -E "(^|/)${re}\.ko(\.xz|\.zst)?:" "$moddir/modules.dep" || true; } | head -1
+}
 declare -A seen=()
 add_module() {
-	local name=${1//-/_} line path dep
-	line=$(grep -E "(^|/)${name}\.ko(\.xz|\.zst)?:" "$moddir/modules.dep" | head -1) || return 0
-	[ -n "$line" ] || line=$(grep -E "(^|/)${1}\.ko(\.xz|\.zst)?:" "$moddir/modules.dep" | head -1) || return 0
+	local line path dep
+	line=$(dep_line "$1")
 	[ -n "$line" ] || return 0
 	path=${line%%:*}
 	[ -z "${seen[$path]:-}" ] || return 0
@@ -67,9 +74,11 @@ add_module() {
 }
 loaded=()
 for m in $MODULES; do
-	if grep -qE "(^|/)${m}\.ko(\.xz|\.zst)?:" "$moddir/modules.dep"; then
+	if [ -n "$(dep_line "$m")" ]; then
 		add_module "$m"
 		loaded+=("$m")
+	else
+		echo "mkinitramfs: note: $ver has no module $m" >&2
 	fi
 done
 cp "$moddir/modules.dep" "$moddir/modules.order" "$tmp/lib/modules/$ver/" 2>/dev/null || true
