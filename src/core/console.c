@@ -1,6 +1,9 @@
 /*
- * Console plumbing between the host's stdin/stdout and the guest's UART.
- * Input is read on the I/O thread; bytes the UART cannot take yet wait here.
+ * Console plumbing between the host's stdin/stdout and the guest's consoles.
+ * Output from the UART and from hvc0 (virtio-console) both goes to stdout;
+ * input goes to one receiver: the UART, or hvc0 with --console virtio (the
+ * default guest then runs its shell there). Input is read on the I/O thread;
+ * bytes the receiver cannot take yet wait here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include "../dev/serial8250.h"
+#include "../dev/virtio/virtio.h"
 #include "console.h"
 #include "log.h"
 #include "stats.h"
@@ -162,12 +166,22 @@ static size_t console_escapes(struct vm *vm, char *buf, size_t n)
 	return out;
 }
 
-/* Hand pending bytes to the UART; true when all went. */
+/*
+ * The receiver takes what it has room for: the UART's FIFO, or hvc0's bytes
+ * waiting for the guest's receive buffers (virtio 1.2 §5.3.6.1).
+ */
+static size_t console_deliver(struct vm *vm, const char *buf, size_t len)
+{
+	if (vm->cfg->console_virtio)
+		return virtio_console_receive(vm, buf, len);
+	return serial8250_receive(vm->uart, buf, len);
+}
+
+/* Hand pending bytes to the receiver; true when all went. */
 static bool console_feed(struct vm *vm)
 {
 	while (con.pos < con.npending) {
-		size_t n = serial8250_receive(vm->uart, con.pending + con.pos,
-					      con.npending - con.pos);
+		size_t n = console_deliver(vm, con.pending + con.pos, con.npending - con.pos);
 
 		if (n == 0)
 			return false;
@@ -196,7 +210,7 @@ static void console_on_input(void *opaque, uint32_t events)
 	con.npending = con.escapes ? console_escapes(vm, con.pending, (size_t)n) : (size_t)n;
 	con.pos = 0;
 	if (!console_feed(vm)) {
-		/* The UART is full: stop reading until it drains (retry timer). */
+		/* The receiver is full: stop reading until it drains (retry timer). */
 		evloop_del(&vm->loop, con.in_fd);
 		con.in_polled = false;
 		timerfd_arm_ns(con.retry_fd, 10 * 1000 * 1000, 0);

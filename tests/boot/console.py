@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The interactive console through a pseudo-terminal, as a person uses it:
 boot the default guest, type a command at the shell, read the answer, leave
-with C-a x, and find the terminal as it was. Prints TAP."""
+with C-a x, and find the terminal as it was. Then the same with
+--console virtio, where what is typed goes to the guest's hvc0 (virtio-console)
+and the shell runs there. Prints TAP."""
 import os, pty, select, sys, termios, time
 
 RING3 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ring3")
@@ -39,20 +41,22 @@ def read_until(fd, want, timeout, buf):
     return True
 
 
-def main():
-    args = sys.argv[1:]
+def session(args, tty, what):
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(RING3, [RING3, "run"] + args)
     before = termios.tcgetattr(fd)
     buf = [""]
-    tap(read_until(fd, "ring3-guest: ready", 180, buf), "the guest says it is ready", buf[0])
+    tap(read_until(fd, "ring3-guest: ready", 180, buf), f"{what}: the guest says it is ready", buf[0])
     ok = read_until(fd, "# ", 30, buf)
-    tap(ok, "a shell prompt appears", buf[0])
+    tap(ok, f"{what}: a shell prompt appears", buf[0])
     os.write(fd, b"echo answer$((6*7))\r")
-    tap(read_until(fd, "answer42", 30, buf), "a typed command is answered", buf[0])
+    tap(read_until(fd, "answer42", 30, buf), f"{what}: a typed command is answered", buf[0])
+    # the shell's terminal says which console the typing reached
+    os.write(fd, b"echo on-$(tty)\r")
+    tap(read_until(fd, "on-" + tty, 30, buf), f"{what}: the shell reads from {tty}", buf[0])
     os.write(fd, b"\x01h")
-    tap(read_until(fd, "C-a x", 10, buf), "C-a h lists the keys", buf[0])
+    tap(read_until(fd, "C-a x", 10, buf), f"{what}: C-a h lists the keys", buf[0])
     os.write(fd, b"\x01x")
     status = None
     end = time.time() + 30
@@ -69,12 +73,19 @@ def main():
     if status is None:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
-    tap(status == 0, f"C-a x ends ring3 with status 0 (got {status})", buf[0])
+    tap(status == 0, f"{what}: C-a x ends ring3 with status 0 (got {status})", buf[0])
     try:
         after = termios.tcgetattr(fd)
-        tap(after == before, "the terminal is restored")
+        tap(after == before, f"{what}: the terminal is restored")
     except termios.error as e:
-        tap(False, "the terminal is restored", str(e))
+        tap(False, f"{what}: the terminal is restored", str(e))
+    os.close(fd)
+
+
+def main():
+    args = sys.argv[1:]
+    session(args, "/dev/ttyS0", "ttyS0")
+    session(args + ["--console", "virtio"], "/dev/hvc0", "--console virtio")
     print(f"1..{n}")
     return 1 if failed else 0
 
