@@ -89,5 +89,73 @@ run --net user -- sh -c "$netup && wget -q -O - http://10.0.2.2:$port/f.txt | sh
 result "$([ -n "$port" ] && [ "$rc" = 0 ] && grep -q "^$want " "$tmp/cmd"; echo $?)" \
 	"--net user: the guest fetches a file from a server on the host's 127.0.0.1 through 10.0.2.2"
 
+# guest to host: a stream through the guest's checksum offload (CSUM: the
+# device completes each TCP checksum, or slirp would drop the segment) and TSO
+python3 - "$tmp/sinkport" >"$tmp/sink" <<'PY' 2>/dev/null &
+import hashlib, os, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+s.settimeout(100)
+c, _ = s.accept()
+h, n = hashlib.sha256(), 0
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    h.update(d)
+    n += len(d)
+print(h.hexdigest(), n, flush=True)
+PY
+sink=$!
+for _ in $(seq 50); do [ -s "$tmp/sinkport" ] && break; sleep 0.1; done
+sport=$(cat "$tmp/sinkport" 2>/dev/null)
+want=$(seq 1 1000000 | sha256sum | cut -d' ' -f1)
+run --net user -- sh -c "$netup && seq 1 1000000 | nc 10.0.2.2 $sport; echo nc=\$?
+	for d in /sys/bus/virtio/devices/*; do
+		[ \$(cat \$d/device) = 0x0001 ] && echo features=\$(cat \$d/features); done; true"
+wait $sink
+feat=$(sed -n 's/^features=//p' "$tmp/cmd")
+result "$([ "$rc" = 0 ] && grep -qx nc=0 "$tmp/cmd" && grep -q "^$want 6888896$" "$tmp/sink"; echo $?)" \
+	"--net user: 6.9 MB from the guest reach a socket on the host intact (checksums by the device)"
+result "$([ "${feat:0:1}" = 1 ] && [ "${feat:11:1}" = 1 ] && [ "${feat:12:1}" = 1 ] && [ "${feat:1:1}" = 1 ]; echo $?)" \
+	"virtio-net: the guest took CSUM, GUEST_CSUM, HOST_TSO4 and HOST_TSO6 (features $feat)"
+
+# --net tap:IF in a network namespace of our own: a tap device with 10.9.0.1,
+# a server on it, the guest 10.9.0.2 fetches a file through the tap
+ns=ring3-bt-virtio-$$
+if ! ip netns add "$ns" 2>"$tmp/ns.err"; then
+	n=$((n + 1))
+	echo "ok $n - --net tap # SKIP cannot make a network namespace: $(head -1 "$tmp/ns.err")"
+else
+	trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null; ip netns del "$ns" 2>/dev/null; rm -rf "$tmp"' EXIT
+	ip -n "$ns" link set lo up
+	ip netns exec "$ns" ip tuntap add dev r3tap0 mode tap
+	ip -n "$ns" addr add 10.9.0.1/24 dev r3tap0
+	ip -n "$ns" link set r3tap0 up
+	kill "$srv" 2>/dev/null
+	rm -f "$tmp/port"
+	ip netns exec "$ns" python3 - "$tmp/www" "$tmp/port" <<'PY' 2>/dev/null &
+import functools, http.server, os, sys
+h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+s = http.server.HTTPServer(("10.9.0.1", 0), h)
+open(sys.argv[2] + ".tmp", "w").write(str(s.server_address[1]))
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+s.serve_forever()
+PY
+	srv=$!
+	for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+	port=$(cat "$tmp/port" 2>/dev/null)
+	want=$(sha256sum <"$tmp/www/f.txt" | cut -d' ' -f1)
+	timeout 120 ip netns exec "$ns" ./ring3 run --engine bt --net tap:r3tap0 -- sh -c \
+		"ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0 && wget -q -O - http://10.9.0.1:$port/f.txt | sha256sum" \
+		</dev/null >"$tmp/out" 2>&1
+	rc=$?
+	result "$([ -n "$port" ] && [ "$rc" = 0 ] && grep -q "^$want " "$tmp/out"; echo $?)" \
+		"--net tap:r3tap0 (in a network namespace): the guest fetches a file from a server on the tap"
+fi
+
 echo "1..$n"
 [ "$fails" = 0 ]

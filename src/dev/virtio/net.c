@@ -4,9 +4,14 @@
  * DHCP, DNS, NAT; 10.0.2.2 is the host's loopback; hostfwd) or a tap device
  * (--net tap:IF). Both backends live on one thread of their own, because
  * libslirp is single-threaded and wants its own poll() loop: the guest's
- * doorbells only wake that thread. No checksum or segmentation offloads yet
- * (slirp would have to checksum in software, and tap would need
- * IFF_VNET_HDR); Linux then checksums and segments itself.
+ * doorbells only wake that thread. Offloads (§5.1.6.2): the guest may leave
+ * transmit checksums to the device and send TCP segments of up to 64 KiB
+ * (HOST_TSO4/6): for slirp the device completes the checksum and hands over
+ * the whole segment, which slirp's TCP takes as it is (it re-segments for
+ * the host's socket anyway); a tap device gets the virtio-net header itself
+ * (IFF_VNET_HDR) and the host kernel does the rest. Frames from slirp are
+ * marked DATA_VALID (GUEST_CSUM): slirp computed their checksums, so the
+ * guest need not verify them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,23 +24,31 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../../core/evloop.h"
 #include "../../core/log.h"
 #include "../../core/vm.h"
+#include "netcsum.h"
 #include "virtio.h"
 
+#define VIRTIO_NET_F_CSUM 0
+#define VIRTIO_NET_F_GUEST_CSUM 1
 #define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_HOST_TSO4 11
+#define VIRTIO_NET_F_HOST_TSO6 12
 #define VIRTIO_NET_F_MRG_RXBUF 15
 #define VIRTIO_NET_F_STATUS 16
 #define VIRTIO_NET_S_LINK_UP 1
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
 
 #define NET_QUEUE_SIZE 256
 #define NET_RX 0
 #define NET_TX 1
 #define NET_HDR 12 /* struct virtio_net_hdr with num_buffers: always, with VERSION_1 */
-#define NET_FRAME_MAX 65536
+#define NET_FRAME_MAX (14 + 4 + 65535) /* Ethernet, a VLAN tag, the largest IP packet (TSO) */
 #define NET_BACKLOG 64 /* frames held while the guest has no receive buffers */
 #define NET_MAX_BUFS 64
 #define NET_TIMERS 8
@@ -64,6 +77,7 @@ struct net {
 	uint8_t *backlog[NET_BACKLOG];
 	size_t backlog_len[NET_BACKLOG];
 	unsigned backlog_head, backlog_count;
+	uint8_t hdr[NET_HDR]; /* the transmitted frame's virtio-net header */
 	uint8_t frame[NET_HDR + NET_FRAME_MAX];
 };
 
@@ -119,6 +133,8 @@ static bool net_rx_one(struct net *n, const uint8_t *pkt, size_t len)
 			break;
 	}
 	hdr[10] = (uint8_t)nb; /* num_buffers, le16 */
+	if (n->slirp && virtio_has_feature(vd, VIRTIO_NET_F_GUEST_CSUM))
+		hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
 	iov_from_buf(n->rx0.iov, n->rx0.nr_in, 0, hdr, NET_HDR);
 	for (unsigned i = 0; i < nb; i++)
 		virtq_push(q, heads[i], lens[i]);
@@ -172,6 +188,33 @@ static void net_rx_backlog(struct net *n)
 	pthread_mutex_unlock(&n->vd.lock);
 }
 
+/*
+ * Net thread: one frame to the backend. A tap device takes the virtio-net
+ * header as it is (IFF_VNET_HDR: the host kernel checksums and segments);
+ * for slirp a NEEDS_CSUM frame is finished here, and a TSO frame goes whole.
+ */
+static void net_tx_frame(struct net *n, size_t len)
+{
+	if (n->tap_fd >= 0) {
+		struct iovec iov[2] = { { n->hdr, NET_HDR }, { n->frame, len } };
+
+		n->hdr[10] = n->hdr[11] = 0; /* num_buffers: receive only */
+		if (writev(n->tap_fd, iov, 2) < 0 && errno != EAGAIN)
+			log_guest("virtio-net: tap write: %s", strerror(errno));
+		return;
+	}
+	if (n->hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		unsigned start = n->hdr[6] | n->hdr[7] << 8, off = n->hdr[8] | n->hdr[9] << 8;
+
+		if (net_csum_complete(n->frame, len, start, off)) {
+			log_guest("virtio-net: checksum at %u+%u is outside the %zu-byte frame: dropped",
+				  start, off, len);
+			return;
+		}
+	}
+	slirp_input(n->slirp, n->frame, (int)len);
+}
+
 /* Net thread: frames the guest sent go to the backend, one at a time (slirp may answer at once). */
 static void net_tx(struct net *n)
 {
@@ -188,6 +231,7 @@ static void net_tx(struct net *n)
 				virtio_error(vd, "a writable buffer in the transmit queue");
 				got = false;
 			} else if (n->tx.out_len >= NET_HDR && n->tx.out_len <= sizeof(n->frame)) {
+				iov_to_buf(n->tx.iov, n->tx.nr_out, 0, n->hdr, NET_HDR);
 				len = iov_to_buf(n->tx.iov, n->tx.nr_out, NET_HDR, n->frame,
 						 sizeof(n->frame));
 			}
@@ -205,10 +249,8 @@ static void net_tx(struct net *n)
 		pthread_mutex_unlock(&vd->lock);
 		if (!got)
 			return;
-		if (len && n->slirp)
-			slirp_input(n->slirp, n->frame, (int)len);
-		else if (len && n->tap_fd >= 0 && write(n->tap_fd, n->frame, len) < 0 && errno != EAGAIN)
-			log_guest("virtio-net: tap write: %s", strerror(errno));
+		if (len)
+			net_tx_frame(n, len);
 	}
 }
 
@@ -352,11 +394,13 @@ static void *net_thread(void *arg)
 		}
 		if (n->tap_fd >= 0 && (n->pfd[1].revents & POLLIN)) {
 			for (int k = 0; k < 64; k++) {
+				/* IFF_VNET_HDR: a header first; no TUNSETOFFLOAD, so never GSO */
 				ssize_t len = read(n->tap_fd, n->frame, sizeof(n->frame));
 
 				if (len <= 0)
 					break;
-				net_rx(n, n->frame, (size_t)len);
+				if (len > NET_HDR)
+					net_rx(n, n->frame + NET_HDR, (size_t)len - NET_HDR);
 			}
 		}
 		if (n->slirp)
@@ -416,7 +460,8 @@ static int net_slirp(struct net *n, const struct vm_net *cfg)
 
 static int net_tap(struct net *n, const struct vm_net *cfg)
 {
-	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI };
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	int hdr_len = NET_HDR;
 
 	n->tap_fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (n->tap_fd < 0)
@@ -426,6 +471,13 @@ static int net_tap(struct net *n, const struct vm_net *cfg)
 		int err = -errno;
 
 		log_msg("--net tap:%s: %s", cfg->tap, strerror(-err));
+		return err;
+	}
+	/* the 12-byte header with num_buffers, as virtio 1.x always has it */
+	if (ioctl(n->tap_fd, TUNSETVNETHDRSZ, &hdr_len) < 0) {
+		int err = -errno;
+
+		log_msg("--net tap:%s: TUNSETVNETHDRSZ: %s", cfg->tap, strerror(-err));
 		return err;
 	}
 	return 0;
@@ -463,7 +515,10 @@ int virtio_net_init(struct vm *vm)
 	n->vd.q[NET_RX].max_size = NET_QUEUE_SIZE;
 	n->vd.q[NET_TX].max_size = NET_QUEUE_SIZE;
 	n->vd.host_features = 1ull << VIRTIO_NET_F_MAC | 1ull << VIRTIO_NET_F_STATUS |
-			      1ull << VIRTIO_NET_F_MRG_RXBUF;
+			      1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_NET_F_CSUM |
+			      1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6;
+	if (n->slirp)
+		n->vd.host_features |= 1ull << VIRTIO_NET_F_GUEST_CSUM;
 	err = virtio_pci_add(vm, &n->vd);
 	if (err)
 		return err;
