@@ -41,10 +41,14 @@ import math, statistics, sys
 mode, path = sys.argv[1], sys.argv[2]
 vals = {}
 exits = []
+txreq = []
 for line in open(path):
     w = line.split()
     if len(w) >= 3 and w[1] == "exits":
         exits.append((int(w[2]), int(w[4])))
+        continue
+    if len(w) == 5 and w[1] == "tx_requests":
+        txreq.append((int(w[2]), int(w[4])))
         continue
     if len(w) == 3:
         try:
@@ -63,6 +67,9 @@ for metric in sorted({m for _, m in vals}):
 if exits:
     e, r = sum(x for x, _ in exits), sum(y for _, y in exits)
     print(f"ring3 exits per request: {e / r:.3f} ({e} exits, {r} requests)" if r else "no requests")
+if txreq:
+    q, b = sum(x for x, _ in txreq), sum(y for _, y in txreq)
+    print(f"ring3 guest->host runs: {q} virtio-net requests (both queues) for {b / 2**20:.0f} MiB sent, {q / (b / 2**20):.0f} per MiB" if b else "no bytes")
 g = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios and all(ratios) else 0
 print(f"{mode} ring3/qemu throughput ratio {g:.2f}")
 PY
