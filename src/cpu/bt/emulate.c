@@ -386,6 +386,7 @@ static int write_cr(unsigned n, uint32_t v, struct bt_fault *f)
 		return 0;
 	case 3:
 		c->cr3 = v;
+		rt.st->cr3_loads++;
 		tcrun_cr3_loaded();
 		if (c->cr0 & CR0_PG)
 			mmu_flush(c->cr4 & CR4_PGE);
@@ -394,6 +395,8 @@ static int write_cr(unsigned n, uint32_t v, struct bt_fault *f)
 		if (v & ~cr4_ok)
 			return FAULT(f, EXC_GP, 0); /* PAE, VME, MCE, ... are not offered by CPUID */
 		c->cr4 = v;
+		if ((old4 ^ v) & CR4_PGE)
+			rt.st->pge_toggles++;
 		mmu_cr_changed(old0, old4);
 		return 0;
 	}

@@ -679,6 +679,8 @@ int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio
 	bool sup = !w.user || (map_w && !w.write);
 
 	rt.st->shadow_faults++;
+	if (rt.role == BT_U)
+		rt.st->shadow_faults_u++;
 	if (w.big) {
 		uint64_t base = pa & ~0x3fffffull;
 		uint32_t vpg = (la >> 12) & ~0x3ffu;

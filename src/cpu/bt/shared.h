@@ -140,6 +140,8 @@ struct bt_counters {
 	uint64_t soft_ints;	  /* INT n / int 0x80 delivered */
 	uint64_t shadow_faults;	  /* #PF the shadow MMU resolved (mapped a page) */
 	uint64_t shadow_flushes;  /* whole-shadow flushes (CR3 loads, CR0/CR4 changes) */
+	uint64_t shadow_faults_u; /* ... of them in U (ring 3's shadow) */
+	uint64_t cr3_loads, pge_toggles; /* what made K flush: CR3 loads, CR4.PGE changes */
 	uint64_t invlpg;
 	uint64_t smc_writes;	  /* guest writes that hit a page with translated code */
 	uint64_t us_hides, us_shows; /* kernel-only page runs hidden at CPL 3, shown again */
