@@ -189,18 +189,70 @@ static void test_shadow(void)
 	mmu_cpl_changed(0);
 	ok(!readable(VA_T + 0x2000, &v) && readable(VA_T + 0x10, &v),
 	   "switching to CPL 3 hides the supervisor page, not the user page");
-	rt.cpu->cpl = 0;
-	mmu_cpl_changed(3);
-	ok(!readable(VA_T + 0x2000, &v), "back at CPL 0 it stays hidden until the kernel touches it");
+	rt.cpu->cpl = 0; /* no mmu_cpl_changed: a hidden page the kernel-entry path did not show */
+	ok(!readable(VA_T + 0x2000, &v), "hidden until shown");
 	ok(mmu_fault(VA_T + 0x2000, 0, &f, &mmio) == 0 && readable(VA_T + 0x2000, &v) &&
 		   rt.st->us_shows == 1,
-	   "the kernel's fault on it shows it again");
+	   "the kernel's fault on a hidden page shows it again (the lazy path)");
 	rt.cpu->cpl = 3;
 	mmu_cpl_changed(0);
 	ok(!readable(VA_T + 0x2000, &v) && rt.st->us_hides == 2,
 	   "the next switch to CPL 3 hides only what the kernel exposed");
 	rt.cpu->cpl = 0;
 	mmu_cpl_changed(3);
+	ok(readable(VA_T + 0x2000, &v) && rt.st->us_preshows == 1 && rt.st->us_shows == 1,
+	   "entering the kernel shows the runs hidden on the way out at once, without a fault");
+	rt.cpu->cpl = 3;
+	mmu_cpl_changed(0);
+	mmu_invlpg(VA_T + 0x2000);
+	rt.cpu->cpl = 0;
+	mmu_cpl_changed(3);
+	ok(!readable(VA_T + 0x2000, &v) && rt.st->us_preshows == 1,
+	   "a run dropped meanwhile (INVLPG at CPL 3) is not shown again");
+
+	/* prefill: INVLPG of a page in use whose entry changed maps the new one at once */
+	ok(mmu_fault(VA_T + 0x10, 0, &f, &mmio) == 0 && readable(VA_T + 0x10, &v), "mapped");
+	*phys32(0x100400) = 0x5eed;
+	*phys32(PT) = 0x100000 | P | W | U | D; /* D set: a read may map it writable */
+	*phys32(PT + 5 * 4) = 0x104000 | P | W | U;
+	*phys32(0x104010) = 0x600d;
+	*phys32(PT) = 0x104000 | P | W | U | D;
+	uint64_t pf0 = rt.st->prefills, sf0 = rt.st->shadow_faults;
+	mmu_invlpg(VA_T);
+	ok(readable(VA_T + 0x10, &v) && v == 0x600d && rt.st->prefills == pf0 + 1 &&
+		   rt.st->shadow_faults == sf0,
+	   "INVLPG of a changed, present entry maps the new frame without a fault");
+	ok(writable(VA_T + 0x10, 0x600e) && *phys32(0x104010) == 0x600e,
+	   "writable at once: D was already set");
+	*phys32(PT) = 0x100000 | P | W | U; /* D clear */
+	mmu_invlpg(VA_T);
+	ok(readable(VA_T + 0x10, &v) && !writable(VA_T + 0x10, 1) && (*phys32(PT) & (A | D)) == A,
+	   "a clean page is prefilled read-only, with A set as a speculative walk may");
+	*phys32(PT) = 0x100000 | W | U; /* not present */
+	pf0 = rt.st->prefills;
+	mmu_invlpg(VA_T);
+	ok(!readable(VA_T + 0x10, &v) && rt.st->prefills == pf0, "a not-present entry is not prefilled");
+
+	/* prefill of a reflected #PF's page when the guest returns to the faulting code */
+	ok(mmu_fault(VA_T + 0x10, 0, &f, &mmio) < 0 && f.vec == EXC_PF, "a not-present page: #PF");
+	*phys32(PT) = 0x100000 | P | W | U;
+	mmu_fault_returned();
+	ok(readable(VA_T + 0x10, &v) && rt.st->prefills == pf0 + 1,
+	   "the handler made it present: the return maps it, the retry does not fault");
+	mmu_invlpg(VA_T);
+	*phys32(PT) = 0x100000 | W | U;
+	mmu_invlpg(VA_T);
+	rt.cpu->cpl = 3;
+	mmu_fault(VA_T + 0x10, 0, &f, &mmio);
+	rt.cpu->cpl = 0;
+	*phys32(PT) = 0x100000 | P | W | U;
+	mmu_fault_returned();
+	ok(!readable(VA_T + 0x10, &v) && rt.st->prefills == pf0 + 1,
+	   "not while the kernel's handler still runs at another CPL than the fault's");
+	rt.cpu->cpl = 3;
+	mmu_fault_returned();
+	ok(readable(VA_T + 0x10, &v) && rt.st->prefills == pf0 + 2, "at the fault's CPL it is");
+	rt.cpu->cpl = 0;
 
 	mmu_flush(false);
 	ok(!readable(VA_T + 0x10, &v) && !readable(VA_T + 0x2000, &v), "a flush drops every mapping");

@@ -573,9 +573,10 @@ static void bt_print_stats(struct vm *vm, FILE *f)
 		s.irqs, s.soft_ints, s.ring_switches);
 	fprintf(f, "    shadow: faults %" PRIu64 " (%" PRIu64 " in ring 3's), flushes %" PRIu64
 		   " (CR3 loads %" PRIu64 ", CR4.PGE changes %" PRIu64 "), invlpg %" PRIu64
-		   "; kernel-only runs hidden %" PRIu64 ", shown %" PRIu64 "\n",
+		   "; prefilled %" PRIu64 "; kernel-only runs hidden %" PRIu64 ", shown %" PRIu64
+		   " (%" PRIu64 " at kernel entry)\n",
 		s.shadow_faults, s.shadow_faults_u, s.shadow_flushes, s.cr3_loads, s.pge_toggles,
-		s.invlpg, s.us_hides, s.us_shows);
+		s.invlpg, s.prefills, s.us_hides, s.us_shows + s.us_preshows, s.us_preshows);
 	fprintf(f, "    segments: host selectors replayed %" PRIu64 ", LDT writes %" PRIu64
 		   "; ring-0/ring-3 child hand-overs %" PRIu64 "\n",
 		s.seg_repairs, s.ldt_writes, s.child_switches);

@@ -607,6 +607,7 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 	uint32_t v;
 	uint64_t msr;
 	uint16_t sel;
+	int r;
 
 	switch (d->i.mnemonic) {
 	case ZYDIS_MNEMONIC_CLI:
@@ -634,7 +635,10 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 	case ZYDIS_MNEMONIC_IRET:
 	case ZYDIS_MNEMONIC_IRETD:
 		rt.st->insn[BT_I_IRET]++;
-		return vcpu_iret(d->i.mnemonic == ZYDIS_MNEMONIC_IRET ? 2 : 4, f);
+		r = vcpu_iret(d->i.mnemonic == ZYDIS_MNEMONIC_IRET ? 2 : 4, f);
+		if (!r)
+			mmu_fault_returned(); /* at the CPL the IRET went to (U: after the hand-over) */
+		return r;
 	case ZYDIS_MNEMONIC_INT:
 		rt.st->insn[BT_I_INT]++;
 		emu_next(d);

@@ -48,6 +48,21 @@ static unsigned nr_maps;
 static unsigned n_global; /* pages mapped as global (a count that may run high: a hint) */
 static bool identity; /* paging off: all RAM below BT_TOP is mapped at its address */
 
+/*
+ * The runs hide_exposed() hid on the last way out to CPL 3: the pages the
+ * kernel used in its last stay. It will most likely use them again at its
+ * next entry (its stack, the entry code's data), so they are shown again
+ * at once when it is entered — an mprotect each instead of a host fault and
+ * an mprotect.
+ */
+#define RECENT_RUNS 8
+static struct {
+	uint32_t pg, n;
+} recent[RECENT_RUNS];
+static unsigned n_recent;
+
+static bool prefill(uint32_t la, unsigned acc);
+
 static bool bit(const uint64_t *b, uint32_t pg)
 {
 	return b[pg / 64] >> (pg % 64) & 1;
@@ -112,6 +127,7 @@ static void phys_or32(uint64_t pa, uint32_t bits)
 struct walk {
 	uint64_t pa;
 	bool user, write, global, big;
+	bool dirty; /* D was already set before this walk */
 };
 
 /*
@@ -133,6 +149,7 @@ static int walk(uint32_t la, unsigned acc, struct walk *w, struct bt_fault *f)
 		w->user = pde & 4;
 		w->write = pde & 2;
 		w->global = (pde & 0x100) && (c->cr4 & CR4_PGE);
+		w->dirty = pde & 0x40;
 	} else {
 		pte_pa = (pde & 0xfffff000u) + ((la >> 12) & 0x3ff) * 4;
 		pte = phys_read32(pte_pa);
@@ -143,6 +160,7 @@ static int walk(uint32_t la, unsigned acc, struct walk *w, struct bt_fault *f)
 		w->user = (pde & 4) && (pte & 4);
 		w->write = (pde & 2) && (pte & 2);
 		w->global = (pte & 0x100) && (c->cr4 & CR4_PGE);
+		w->dirty = pte & 0x40;
 	}
 	if ((acc & ACC_U) && !w->user)
 		goto prot;
@@ -386,6 +404,7 @@ void mmu_flush(bool keep_global)
 			active[a] = 0;
 		}
 		memset(exposed_words, 0, sizeof(exposed_words));
+		n_recent = 0;
 		nr_maps = 0;
 		n_global = 0;
 	} else {
@@ -447,8 +466,14 @@ void mmu_invlpg(uint32_t la)
 		forget(r << 10, 1024);
 		return;
 	}
-	if (bit(map_bits, pg) && !still_valid(la))
+	if (bit(map_bits, pg) && !still_valid(la)) {
 		forget(pg, 1);
+		/*
+		 * It was in use and its entry changed (a remap, a COW copy made
+		 * writable): map the new translation now if there is one.
+		 */
+		prefill(la, rt.cpu->cpl == 3 ? ACC_U : 0);
+	}
 }
 
 static void write_protect(uint32_t pg, uint32_t n)
@@ -492,6 +517,8 @@ static int prot_of(uint32_t pg)
 static void hide(uint32_t pg, uint32_t n)
 {
 	rt.st->us_hides++;
+	if (n_recent < RECENT_RUNS)
+		recent[n_recent++] = (typeof(recent[0])){ pg, n };
 	sys_or_die((long)rt_syscall(SYS_mprotect, (uint64_t)pg << 12, (uint64_t)n << 12, PROT_NONE,
 				    0, 0),
 		   "mprotect", pg << 12);
@@ -525,6 +552,7 @@ static void hide_exposed(void)
 {
 	uint32_t run = 0, start = 0;
 
+	n_recent = 0;
 	for (uint32_t x = 0; x < NWORDS / 64; x++) {
 		uint64_t words = exposed_words[x];
 
@@ -574,6 +602,33 @@ static bool show_hidden(uint32_t la)
 	return true;
 }
 
+/* Entering the kernel: show the runs hidden on the last way out that are still hidden. */
+static void show_recent(void)
+{
+	static unsigned entries;
+
+	/*
+	 * A run shown here is hidden again on the way out whether the kernel
+	 * used it or not (nothing tells us): every 32nd entry shows nothing, so
+	 * the set shrinks back to what the kernel touches (the lazy path finds it).
+	 */
+	if (++entries % 32 == 0)
+		n_recent = 0;
+	for (unsigned i = 0; i < n_recent; i++) {
+		uint32_t pg = recent[i].pg, n = recent[i].n, k;
+
+		for (k = 0; k < n && bit(hidden_bits, pg + k) && bit(map_bits, pg + k); k++)
+			;
+		if (k < n)
+			continue; /* changed since (a flush, INVLPG, a remap): left to the lazy path */
+		unhide(pg, n);
+		set_bits(hidden_bits, pg, n, false);
+		expose(pg, n);
+		rt.st->us_preshows++;
+	}
+	n_recent = 0;
+}
+
 /* Ring 3 must not reach what only ring 0 may. */
 void mmu_cpl_changed(unsigned old_cpl)
 {
@@ -583,6 +638,8 @@ void mmu_cpl_changed(unsigned old_cpl)
 		tcrun_top_visible(rt.cpu->cpl != 3);
 	if (rt.cpu->cpl == 3 && old_cpl != 3)
 		hide_exposed();
+	else if (rt.cpu->cpl != 3 && old_cpl == 3)
+		show_recent();
 }
 
 void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4)
@@ -634,6 +691,106 @@ static void map_pages(uint32_t vpg, uint64_t pa, uint32_t n, bool write, bool gl
 }
 
 /*
+ * Map the page of la after a successful walk w for an access (write or not)
+ * at the present CPL. 0: mapped. 2: the same, and the write dropped
+ * translations of that page (the writer may be running one). 1: la is not
+ * RAM (MMIO, or page 0 we may not map): *mmio_pa is the guest-physical
+ * address to emulate the access against.
+ */
+static int fill(uint32_t la, bool write, const struct walk *w, uint64_t *mmio_pa)
+{
+	struct bt_vcpu *c = rt.cpu;
+	bool user = c->cpl == 3;
+	uint64_t pa = w->pa;
+
+	if (la >= BT_TOP || !mmu_phys(pa & ~0xfffull, 4096) || (la < 4096 && !rt.page0)) {
+		*mmio_pa = pa;
+		return 1;
+	}
+	bool was_code = write && mmu_is_code(pa);
+
+	if (was_code)
+		smc(pa);
+	/*
+	 * Rights for this CPL; writable only once D is set (this access sets it
+	 * if a write), so that a read of a clean writable page maps it read-only
+	 * and the first write faults to set D (SDM vol. 3 §4.8).
+	 */
+	bool can_write = user ? w->write : (w->write || !(c->cr0 & CR0_WP));
+	bool dirty_ok = write || !w->write || w->dirty;
+	bool map_w = can_write && dirty_ok;
+	bool sup = !w->user || (map_w && !w->write);
+
+	if (w->big) {
+		uint64_t base = pa & ~0x3fffffull;
+		uint32_t vpg = (la >> 12) & ~0x3ffu;
+
+		if (mmu_phys(base, 4u << 20) && vpg + 1024 <= NPAGES && (vpg || rt.page0)) {
+			/* the whole 4 MiB page at once: one mapping, one TLB entry to drop */
+			if (region_pages[vpg >> 10] && !region_big[vpg >> 10])
+				forget(vpg, 1024);
+			map_pages(vpg, base, 1024, map_w, w->global, sup);
+			region_big[vpg >> 10] = 1;
+			if (write)
+				phys_or32((c->cr3 & 0xfffff000u) + (la >> 22) * 4, 0x40);
+			return was_code ? 2 : 0;
+		}
+	}
+	if (region_big[la >> 22])
+		forget((la >> 22) << 10, 1024);
+	map_pages(la >> 12, pa & ~0xfffull, 1, map_w, w->global, sup);
+	return was_code ? 2 : 0;
+}
+
+/*
+ * Prefill: map a page before the guest touches it, where the next access
+ * is all but certain — saving the host fault (a signal, a handler, then the
+ * same mmap) that a lazy fill costs. The SDM allows it: a processor may load
+ * translations speculatively, setting A as it walks (vol. 3 §4.8, §4.10.2.3),
+ * and a translation it caches is one the guest's entries grant. Only a
+ * successful walk maps; a not-present or forbidden page stays unmapped and
+ * faults as before. Never MMIO, never a write that would drop translations.
+ */
+static bool prefill(uint32_t la, unsigned acc)
+{
+	struct walk w;
+	struct bt_fault f;
+	uint64_t mmio;
+
+	if (la >= BT_TOP || identity || !(rt.cpu->cr0 & CR0_PG) || bit(map_bits, la >> 12))
+		return false;
+	if (walk(la, acc, &w, &f))
+		return false;
+	if (((acc & ACC_W) && mmu_is_code(w.pa)) || !mmu_phys(w.pa & ~0xfffull, 4096) ||
+	    (la < 4096 && !rt.page0))
+		return false;
+	if (fill(la, acc & ACC_W, &w, &mmio))
+		return false;
+	rt.st->prefills++;
+	return true;
+}
+
+/*
+ * The last #PF reflected to the guest, to prefill its page when the guest
+ * returns to the faulting code: a kernel fixing a demand fault writes the
+ * entry (not-present to present needs no INVLPG, SDM §4.10.4.3) and IRETs
+ * to the same instruction, which would fault on the host again.
+ */
+static struct {
+	bool armed;
+	uint32_t la;
+	unsigned acc;
+} pf_retry;
+
+void mmu_fault_returned(void)
+{
+	if (!pf_retry.armed || !(pf_retry.acc & ACC_U) != (rt.cpu->cpl != 3))
+		return;
+	pf_retry.armed = false;
+	prefill(pf_retry.la, pf_retry.acc);
+}
+
+/*
  * A host page fault at la while the guest ran. 0: the shadow now maps it,
  * retry. 2: the same, and the write dropped translations of that page (the
  * writer may be running one). -1: a guest #PF in *f. 1: la is not RAM (MMIO,
@@ -646,7 +803,6 @@ int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio
 	bool user = c->cpl == 3, write = host_err & PFERR_W;
 	unsigned acc = (write ? ACC_W : 0) | (user ? ACC_U : 0);
 	struct walk w;
-	uint64_t pa;
 
 	if (!(c->cr0 & CR0_PG)) {
 		if (write && mmu_phys(la, 1) && mmu_is_code(la) && (la >= 4096 || rt.page0)) {
@@ -661,45 +817,20 @@ int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio
 	}
 	if (!user && show_hidden(la))
 		return 0; /* hidden when ring 3 last ran: the kernel may see it */
-	if (walk(la, acc, &w, f))
+	if (walk(la, acc, &w, f)) {
+		pf_retry.armed = true;
+		pf_retry.la = la;
+		pf_retry.acc = acc;
 		return -1;
-	pa = w.pa;
-	if (la >= BT_TOP || !mmu_phys(pa & ~0xfffull, 4096) || (la < 4096 && !rt.page0)) {
-		*mmio_pa = pa;
-		return 1;
 	}
-	bool was_code = write && mmu_is_code(pa);
+	int r = fill(la, write, &w, mmio_pa);
 
-	if (was_code)
-		smc(pa);
-	/* Rights for this CPL; writable only once D is set (this access sets it if a write). */
-	bool can_write = user ? w.write : (w.write || !(c->cr0 & CR0_WP));
-	bool dirty_ok = write || !w.write; /* a read of a writable page maps it read-only */
-	bool map_w = can_write && dirty_ok;
-	bool sup = !w.user || (map_w && !w.write);
-
-	rt.st->shadow_faults++;
-	if (rt.role == BT_U)
-		rt.st->shadow_faults_u++;
-	if (w.big) {
-		uint64_t base = pa & ~0x3fffffull;
-		uint32_t vpg = (la >> 12) & ~0x3ffu;
-
-		if (mmu_phys(base, 4u << 20) && vpg + 1024 <= NPAGES && (vpg || rt.page0)) {
-			/* the whole 4 MiB page at once: one mapping, one TLB entry to drop */
-			if (region_pages[vpg >> 10] && !region_big[vpg >> 10])
-				forget(vpg, 1024);
-			map_pages(vpg, base, 1024, map_w, w.global, sup);
-			region_big[vpg >> 10] = 1;
-			if (write)
-				phys_or32((c->cr3 & 0xfffff000u) + (la >> 22) * 4, 0x40);
-			return was_code ? 2 : 0;
-		}
+	if (r != 1) {
+		rt.st->shadow_faults++;
+		if (rt.role == BT_U)
+			rt.st->shadow_faults_u++;
 	}
-	if (region_big[la >> 22])
-		forget((la >> 22) << 10, 1024);
-	map_pages(la >> 12, pa & ~0xfffull, 1, map_w, w.global, sup);
-	return was_code ? 2 : 0;
+	return r;
 }
 
 int mmu_init(void)
@@ -708,6 +839,8 @@ int mmu_init(void)
 	memset(hidden_bits, 0, sizeof(hidden_bits));
 	memset(exposed_words, 0, sizeof(exposed_words));
 	memset(active, 0, sizeof(active));
+	pf_retry.armed = false;
+	n_recent = 0;
 	nr_maps = 0;
 	n_global = 0;
 	identity = false;

@@ -354,6 +354,7 @@ static void take_vcpu(void)
 				mmu_invlpg(sh->u_invlpg[i]);
 		}
 		sh->u_ninvlpg = 0;
+		mmu_fault_returned(); /* K handled the #PF U reflected: the retry need not fault */
 	}
 	tcrun_took_vcpu();
 }

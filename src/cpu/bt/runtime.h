@@ -227,6 +227,7 @@ void *mmu_phys(uint64_t pa, uint32_t len);
 int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio_pa);
 void mmu_flush(bool keep_global);
 void mmu_invlpg(uint32_t la);
+void mmu_fault_returned(void); /* the guest returned (IRET, hand-over): prefill its last #PF */
 void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4);
 void mmu_cpl_changed(unsigned old_cpl);
 int mmu_fetch(uint32_t la, unsigned acc, uint64_t *pa, bool *global, struct bt_fault *f);

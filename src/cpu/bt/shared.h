@@ -145,6 +145,8 @@ struct bt_counters {
 	uint64_t invlpg;
 	uint64_t smc_writes;	  /* guest writes that hit a page with translated code */
 	uint64_t us_hides, us_shows; /* kernel-only page runs hidden at CPL 3, shown again */
+	uint64_t us_preshows;	  /* ... shown again at kernel entry, before a fault */
+	uint64_t prefills;	  /* pages mapped before the guest touched them (mmu.c) */
 	uint64_t child_switches;  /* hand-overs between the K and U children */
 	uint64_t callout[8];	  /* callouts from translated code, by enum bt_site_kind */
 	uint64_t callout_action[32]; /* BT_SITE_EMULATE callouts, by enum bt_action */
