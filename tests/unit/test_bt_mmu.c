@@ -254,6 +254,36 @@ static void test_shadow(void)
 	ok(readable(VA_T + 0x10, &v) && rt.st->prefills == pf0 + 2, "at the fault's CPL it is");
 	rt.cpu->cpl = 0;
 
+	/* a CR3 load keeps what the (new) tables grant exactly, drops the rest */
+	mmu_flush(false);
+	*phys32(PT + 0 * 4) = 0x100000 | P | W | U | A | D;
+	*phys32(PT + 5 * 4) = 0x105000 | P | W | U | A;
+	*phys32(PT + 6 * 4) = 0x106000 | P | W | U | A | D;
+	*phys32(PT + 7 * 4) = 0x107000 | P | W | U | A | D;
+	*phys32(0x107000) = 0x7007;
+	*phys32(0x108000) = 0x8008;
+	ok(mmu_fault(VA_T, PFERR_W, &f, &mmio) == 0 && mmu_fault(VA_T + 0x5000, 0, &f, &mmio) == 0 &&
+		   mmu_fault(VA_T + 0x6000, PFERR_W, &f, &mmio) == 0 &&
+		   mmu_fault(VA_T + 0x7000, 0, &f, &mmio) == 0 && readable(VA_T + 0x7000, &v) &&
+		   v == 0x7007,
+	   "four pages mapped");
+	*phys32(PT + 5 * 4) &= ~A;			   /* the guest cleared A */
+	*phys32(PT + 6 * 4) &= ~D;			   /* ... D of a writable mapping */
+	*phys32(PT + 7 * 4) = 0x108000 | P | W | U | A | D; /* another frame */
+	uint64_t sf1 = rt.st->shadow_faults, kept0 = rt.st->reval_kept;
+	mmu_cr3_loaded();
+	ok(writable(VA_T + 0x10, 0x1234) && rt.st->shadow_faults == sf1 &&
+		   rt.st->reval_kept == kept0 + 1,
+	   "CR3 load: a page the tables grant as mapped (A, D set) is kept, no refault");
+	ok(!readable(VA_T + 0x5000, &v), "one whose A the guest cleared is dropped (A must be set again)");
+	ok(!readable(VA_T + 0x6000, &v), "a writable one whose D was cleared is dropped");
+	ok(mmu_fault(VA_T + 0x7000, 0, &f, &mmio) == 0 && readable(VA_T + 0x7000, &v) && v == 0x8008,
+	   "one the tables now map elsewhere is dropped and refaults onto the new frame");
+	ok((*phys32(PT + 5 * 4) & A) == 0, "and the dropped page's A stays clear until it is touched");
+	*phys32(PD + (VA_T >> 22) * 4) &= ~A;
+	mmu_cr3_loaded();
+	ok(!readable(VA_T + 0x10, &v), "the PDE's A cleared: everything under it is dropped");
+
 	mmu_flush(false);
 	ok(!readable(VA_T + 0x10, &v) && !readable(VA_T + 0x2000, &v), "a flush drops every mapping");
 	signal(SIGSEGV, SIG_DFL);

@@ -571,12 +571,14 @@ static void bt_print_stats(struct vm *vm, FILE *f)
 	fprintf(f, "\n    interrupts delivered %" PRIu64 ", INT n %" PRIu64 ", ring switches %" PRIu64
 		   "\n",
 		s.irqs, s.soft_ints, s.ring_switches);
-	fprintf(f, "    shadow: faults %" PRIu64 " (%" PRIu64 " in ring 3's), flushes %" PRIu64
-		   " (CR3 loads %" PRIu64 ", CR4.PGE changes %" PRIu64 "), invlpg %" PRIu64
-		   "; prefilled %" PRIu64 "; kernel-only runs hidden %" PRIu64 ", shown %" PRIu64
+	fprintf(f, "    shadow: faults %" PRIu64 " (%" PRIu64 " in ring 3's), prefilled %" PRIu64
+		   ", flushes %" PRIu64 " (CR4.PGE changes %" PRIu64 "), invlpg %" PRIu64
+		   "\n    CR3 loads %" PRIu64 ": shadow revalidated %" PRIu64 " times, %" PRIu64
+		   " pages kept; kernel-only runs hidden %" PRIu64 ", shown %" PRIu64
 		   " (%" PRIu64 " at kernel entry)\n",
-		s.shadow_faults, s.shadow_faults_u, s.shadow_flushes, s.cr3_loads, s.pge_toggles,
-		s.invlpg, s.prefills, s.us_hides, s.us_shows + s.us_preshows, s.us_preshows);
+		s.shadow_faults, s.shadow_faults_u, s.prefills, s.shadow_flushes, s.pge_toggles,
+		s.invlpg, s.cr3_loads, s.revals, s.reval_kept, s.us_hides, s.us_shows + s.us_preshows,
+		s.us_preshows);
 	fprintf(f, "    segments: host selectors replayed %" PRIu64 ", LDT writes %" PRIu64
 		   "; ring-0/ring-3 child hand-overs %" PRIu64 "\n",
 		s.seg_repairs, s.ldt_writes, s.child_switches);

@@ -389,7 +389,7 @@ static int write_cr(unsigned n, uint32_t v, struct bt_fault *f)
 		rt.st->cr3_loads++;
 		tcrun_cr3_loaded();
 		if (c->cr0 & CR0_PG)
-			mmu_flush(c->cr4 & CR4_PGE);
+			mmu_cr3_loaded();
 		return 0;
 	case 4:
 		if (v & ~cr4_ok)

@@ -366,8 +366,13 @@ static void post_to_u(bool all, uint32_t la)
 
 	if (!rt.split || rt.role != BT_K)
 		return;
-	if (all || sh->u_ninvlpg >= BT_INVLPG_MAX) {
+	if (all) {
 		__atomic_add_fetch(&sh->u_flush_seq, 1, __ATOMIC_RELEASE);
+		sh->u_ninvlpg = 0;
+		return;
+	}
+	if (sh->u_ninvlpg >= BT_INVLPG_MAX) { /* too many pages: U checks them all */
+		__atomic_add_fetch(&sh->u_reval_seq, 1, __ATOMIC_RELEASE);
 		sh->u_ninvlpg = 0;
 		return;
 	}
@@ -439,6 +444,8 @@ static bool still_valid(uint32_t la)
 	pde = phys_read32((c->cr3 & 0xfffff000u) + (la >> 22) * 4);
 	if (!(pde & 1) || ((pde & 0x80) && (c->cr4 & CR4_PSE)))
 		return false;
+	if (!(pde & 0x20))
+		return false; /* the guest cleared A: the next access must set it again */
 	pte = phys_read32((pde & 0xfffff000u) + ((la >> 12) & 0x3ff) * 4);
 	if (!(pte & 1) || !(pte & 0x20) || (pte >> 12) != vpage_pa[pg])
 		return false;
@@ -451,6 +458,67 @@ static bool still_valid(uint32_t la)
 	if (bit(w_bits, pg) && (!can_write || (write_ok && !(pte & 0x40))))
 		return false;
 	return sup == bit(sup_bits, pg);
+}
+
+/* Keep the pages of a run whose entries still grant what they map; drop the others. */
+static void revalidate_run(uint32_t pg, uint32_t n)
+{
+	uint32_t bad = 0, start = 0;
+
+	for (uint32_t i = pg; i < pg + n; i++) {
+		if (!region_big[i >> 10] && still_valid(i << 12)) {
+			rt.st->reval_kept++;
+			if (bad)
+				forget(start, bad);
+			bad = 0;
+			continue;
+		}
+		if (!bad)
+			start = i;
+		bad++;
+	}
+	if (bad)
+		forget(start, bad);
+}
+
+/*
+ * Instead of dropping the shadow at a CR3 load, keep each mapping that the
+ * new tables grant exactly (still_valid: same frame, A set, writable only if
+ * D is set): such an entry is one a fresh walk right after the load would
+ * give, a fill the CPU may make speculatively (SDM vol. 3 §4.10.2.3), so the
+ * guest cannot tell it from a flushed TLB. A process the kernel switches
+ * back to, or whose tables it reloads to flush them (Linux's full-mm
+ * flushes), keeps its pages: no refault per page, no munmap of all. 4 MiB
+ * pages are dropped (a CR3 load mostly changes user mappings, 4 KiB ones).
+ */
+void mmu_revalidate(bool keep_global)
+{
+	static uint64_t sel[NWORDS];
+
+	if (identity || !(rt.cpu->cr0 & CR0_PG)) {
+		mmu_flush(keep_global);
+		return;
+	}
+	rt.st->revals++;
+	for (uint32_t a = 0; a < sizeof(active) / sizeof(active[0]); a++)
+		for (uint64_t act = active[a]; act; act &= act - 1) {
+			uint32_t w = (a * 64 + (uint32_t)__builtin_ctzll(act)) * 16;
+
+			for (uint32_t i = w; i < w + 16; i++)
+				sel[i] = keep_global ? ~glob_bits[i] : ~0ull;
+		}
+	for_runs(sel, true, revalidate_run);
+}
+
+void mmu_cr3_loaded(void)
+{
+	struct bt_shared *sh = rt.sh;
+
+	if (rt.split && rt.role == BT_K) {
+		__atomic_add_fetch(&sh->u_reval_seq, 1, __ATOMIC_RELEASE);
+		sh->u_ninvlpg = 0;
+	}
+	mmu_revalidate(rt.cpu->cr4 & CR4_PGE);
 }
 
 void mmu_invlpg(uint32_t la)

@@ -345,10 +345,16 @@ static void take_vcpu(void)
 	seg_reload_all();
 	if (rt.role == BT_U) {
 		uint32_t seq = __atomic_load_n(&sh->u_flush_seq, __ATOMIC_ACQUIRE);
+		uint32_t rseq = __atomic_load_n(&sh->u_reval_seq, __ATOMIC_ACQUIRE);
 
 		if (seq != rt.u_flush_seen) {
 			rt.u_flush_seen = seq;
+			rt.u_reval_seen = rseq;
 			mmu_flush(false);
+		} else if (rseq != rt.u_reval_seen) {
+			/* K loaded CR3 (or INVLPGed many pages): keep what the tables still grant */
+			rt.u_reval_seen = rseq;
+			mmu_revalidate(false);
 		} else {
 			for (uint32_t i = 0; i < sh->u_ninvlpg && i < BT_INVLPG_MAX; i++)
 				mmu_invlpg(sh->u_invlpg[i]);

@@ -114,6 +114,7 @@ struct rt {
 	uint8_t *fp;		/* the current context's extended state (XSAVE format) */
 	uint32_t fp_size;
 	uint32_t u_flush_seen;	/* U: the last u_flush_seq applied */
+	uint32_t u_reval_seen;	/* U: the last u_reval_seq applied */
 };
 
 extern struct rt rt;
@@ -226,6 +227,8 @@ void *mmu_phys(uint64_t pa, uint32_t len);
 /* A host #PF at la in guest code: 0 = handled (retry), else a guest fault in *f or MMIO. */
 int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio_pa);
 void mmu_flush(bool keep_global);
+void mmu_cr3_loaded(void); /* revalidate the shadow against the new tables */
+void mmu_revalidate(bool keep_global);
 void mmu_invlpg(uint32_t la);
 void mmu_fault_returned(void); /* the guest returned (IRET, hand-over): prefill its last #PF */
 void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4);

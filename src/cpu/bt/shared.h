@@ -147,6 +147,7 @@ struct bt_counters {
 	uint64_t us_hides, us_shows; /* kernel-only page runs hidden at CPL 3, shown again */
 	uint64_t us_preshows;	  /* ... shown again at kernel entry, before a fault */
 	uint64_t prefills;	  /* pages mapped before the guest touched them (mmu.c) */
+	uint64_t revals, reval_kept; /* CR3 loads that revalidated the shadow; pages kept */
 	uint64_t child_switches;  /* hand-overs between the K and U children */
 	uint64_t callout[8];	  /* callouts from translated code, by enum bt_site_kind */
 	uint64_t callout_action[32]; /* BT_SITE_EMULATE callouts, by enum bt_action */
@@ -184,6 +185,7 @@ struct bt_shared {
 	_Alignas(64) uint32_t split;	  /* set by the monitor: two children, K and U */
 	/* K → U: what U's shadow must forget before ring 3 runs again */
 	uint32_t u_flush_seq;		  /* bumped: flush everything */
+	uint32_t u_reval_seq;		  /* bumped: revalidate every mapping (CR3 load) */
 	uint32_t u_ninvlpg;
 	uint32_t u_invlpg[BT_INVLPG_MAX];
 	/* U → K: guest-physical pages with translations that ring 3 wrote */
