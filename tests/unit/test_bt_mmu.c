@@ -284,6 +284,36 @@ static void test_shadow(void)
 	mmu_cr3_loaded();
 	ok(!readable(VA_T + 0x10, &v), "the PDE's A cleared: everything under it is dropped");
 
+	/* fault-around at CPL 3: the window's present, user, accessed pages come along */
+	uint32_t va2 = 0x40400000u, pt2 = 0x3000u;
+	*phys32(PD + (va2 >> 22) * 4) = pt2 | P | W | U | A;
+	for (uint32_t i = 0; i < 16; i++)
+		*phys32(pt2 + i * 4) = (0x200000 + i * 0x1000) | P | U | A; /* read-only, accessed */
+	*phys32(pt2 + 3 * 4) = 0x203000 | P | W | U | A | D;	/* writable and dirty */
+	*phys32(pt2 + 4 * 4) = 0x204000 | P | W | U;		/* never accessed */
+	*phys32(pt2 + 5 * 4) = 0x205000 | P | W | A;		/* supervisor */
+	*phys32(pt2 + 6 * 4) = 0x206000 | U | A;		/* not present */
+	*phys32(pt2 + 7 * 4) = 0x7ff00000 | P | U | A;		/* not RAM */
+	*phys32(pt2 + 16 * 4) = 0x210000 | P | U | A;		/* the next window */
+	*phys32(pt2 + 17 * 4) = 0x211000 | P | U | A;
+	*phys32(0x20f000) = 0xf00f;
+	rt.cpu->cpl = 3;
+	uint64_t pf2 = rt.st->prefills;
+	ok(mmu_fault(va2 + 0x1010, 0, &f, &mmio) == 0 && readable(va2 + 0x1010, &v), "a ring-3 fault");
+	ok(readable(va2, &v) && readable(va2 + 0xf000, &v) && v == 0xf00f,
+	   "fault-around maps the accessed user pages of its 16-page window, onto their frames");
+	ok(!writable(va2 + 0x2000, 1) && writable(va2 + 0x3000, 7) && *phys32(0x203000) == 7,
+	   "writable only where D is set");
+	ok(!readable(va2 + 0x4000, &v) && (*phys32(pt2 + 4 * 4) & (A | D)) == 0,
+	   "not a page whose A is clear, and its entry is left as it was");
+	ok(!readable(va2 + 0x5000, &v) && !readable(va2 + 0x6000, &v) && !readable(va2 + 0x7000, &v),
+	   "nor a supervisor, a not-present or a non-RAM page");
+	ok(!readable(va2 + 0x10000, &v) && rt.st->prefills == pf2 + 11,
+	   "nor beyond the window: 11 pages prefilled");
+	rt.cpu->cpl = 0;
+	ok(mmu_fault(va2 + 0x11000, 0, &f, &mmio) == 0 && !readable(va2 + 0x10000, &v),
+	   "at CPL 0 (the kernel's own faults) no fault-around");
+
 	mmu_flush(false);
 	ok(!readable(VA_T + 0x10, &v) && !readable(VA_T + 0x2000, &v), "a flush drops every mapping");
 	signal(SIGSEGV, SIG_DFL);
