@@ -284,6 +284,20 @@ static void test_shadow(void)
 	mmu_cr3_loaded();
 	ok(!readable(VA_T + 0x10, &v), "the PDE's A cleared: everything under it is dropped");
 
+	/* a CR4.PGE toggle (a global flush) revalidates too, 4 MiB pages included */
+	ok(mmu_fault(0x80000123u, 0, &f, &mmio) == 0 && readable(0x803ff000u, &v), "4 MiB page mapped");
+	uint32_t cr4 = rt.cpu->cr4;
+	sf1 = rt.st->shadow_faults;
+	rt.cpu->cr4 = cr4 | CR4_PGE;
+	mmu_cr_changed(rt.cpu->cr0, cr4);
+	ok(readable(0x80200000u, &v) && rt.st->shadow_faults == sf1 && rt.st->reval_kept >= kept0 + 1024,
+	   "CR4.PGE set: the 4 MiB page the tables still grant is kept");
+	*phys32(PD + (0x80000000u >> 22) * 4) = 0x00400000 | P | W | PS | A;
+	rt.cpu->cr4 = cr4;
+	mmu_cr_changed(rt.cpu->cr0, cr4 | CR4_PGE);
+	ok(!readable(0x80200000u, &v), "CR4.PGE cleared after the PDE moved: the 4 MiB page is dropped");
+	*phys32(PD + (0x80000000u >> 22) * 4) = 0x00800000 | P | W | PS;
+
 	/* fault-around at CPL 3: the window's present, user, accessed pages come along */
 	uint32_t va2 = 0x40400000u, pt2 = 0x3000u;
 	*phys32(PD + (va2 >> 22) * 4) = pt2 | P | W | U | A;

@@ -434,7 +434,7 @@ void mmu_flush(bool keep_global)
  * now does: same frame, A set, writable only if D is set and a write is
  * allowed, and the same user/supervisor standing.
  */
-static bool still_valid(uint32_t la)
+static bool still_valid(uint32_t la, bool *global)
 {
 	const struct bt_vcpu *c = rt.cpu;
 	uint32_t pg = la >> 12, pde, pte;
@@ -458,17 +458,63 @@ static bool still_valid(uint32_t la)
 		return false;
 	if (bit(w_bits, pg) && (!can_write || (write_ok && !(pte & 0x40))))
 		return false;
+	*global = (pte & 0x100) && (c->cr4 & CR4_PGE);
 	return sup == bit(sup_bits, pg);
 }
 
-/* Keep the pages of a run whose entries still grant what they map; drop the others. */
+/* The same for a 4 MiB region mapped as one large page (its first page's bits stand for all). */
+static bool big_still_valid(uint32_t r, bool *global)
+{
+	const struct bt_vcpu *c = rt.cpu;
+	uint32_t pg = r << 10, pde;
+	bool user_ok, write_ok, can_write, sup;
+
+	if (!(c->cr0 & CR0_PG) || !(c->cr4 & CR4_PSE))
+		return false;
+	pde = phys_read32((c->cr3 & 0xfffff000u) + r * 4);
+	if ((pde & 0xa1) != 0xa1 || (pde >> 12) != vpage_pa[pg]) /* P, A, PS; the same frame */
+		return false;
+	user_ok = pde & 4;
+	write_ok = pde & 2;
+	can_write = c->cpl == 3 ? write_ok : (write_ok || !(c->cr0 & CR0_WP));
+	sup = !user_ok || (bit(w_bits, pg) && !write_ok);
+	if (c->cpl == 3 && !user_ok)
+		return false;
+	if (bit(w_bits, pg) && (!can_write || (write_ok && !(pde & 0x40))))
+		return false;
+	*global = (pde & 0x100) && (c->cr4 & CR4_PGE);
+	return sup == bit(sup_bits, pg);
+}
+
+/*
+ * Keep the pages of a run whose entries still grant what they map; drop the
+ * others. Kept pages take the global standing the entries give now (CR4.PGE
+ * may have changed).
+ */
 static void revalidate_run(uint32_t pg, uint32_t n)
 {
-	uint32_t bad = 0, start = 0;
+	uint32_t bad = 0, start = 0, last_r = ~0u;
+	bool last_ok = false, last_g = false;
 
 	for (uint32_t i = pg; i < pg + n; i++) {
-		if (!region_big[i >> 10] && still_valid(i << 12)) {
+		uint32_t r = i >> 10;
+		bool ok, g = false;
+
+		if (region_big[r]) {
+			if (r != last_r) {
+				last_r = r;
+				last_ok = big_still_valid(r, &last_g);
+			}
+			ok = last_ok;
+			g = last_g;
+		} else {
+			ok = still_valid(i << 12, &g);
+		}
+		if (ok) {
 			rt.st->reval_kept++;
+			if (g && !bit(glob_bits, i))
+				n_global++;
+			set_bits(glob_bits, i, 1, g);
 			if (bad)
 				forget(start, bad);
 			bad = 0;
@@ -489,8 +535,8 @@ static void revalidate_run(uint32_t pg, uint32_t n)
  * give, a fill the CPU may make speculatively (SDM vol. 3 §4.10.2.3), so the
  * guest cannot tell it from a flushed TLB. A process the kernel switches
  * back to, or whose tables it reloads to flush them (Linux's full-mm
- * flushes), keeps its pages: no refault per page, no munmap of all. 4 MiB
- * pages are dropped (a CR3 load mostly changes user mappings, 4 KiB ones).
+ * flushes), keeps its pages: no refault per page, no munmap of all. The
+ * same for a CR4.PGE toggle (Linux's global flush), globals included.
  */
 void mmu_revalidate(bool keep_global)
 {
@@ -511,7 +557,8 @@ void mmu_revalidate(bool keep_global)
 	for_runs(sel, true, revalidate_run);
 }
 
-void mmu_cr3_loaded(void)
+/* K: U's shadow must be checked against the tables before ring 3 runs again. */
+static void post_reval(void)
 {
 	struct bt_shared *sh = rt.sh;
 
@@ -519,6 +566,11 @@ void mmu_cr3_loaded(void)
 		__atomic_add_fetch(&sh->u_reval_seq, 1, __ATOMIC_RELEASE);
 		sh->u_ninvlpg = 0;
 	}
+}
+
+void mmu_cr3_loaded(void)
+{
+	post_reval();
 	mmu_revalidate(rt.cpu->cr4 & CR4_PGE);
 }
 
@@ -535,14 +587,23 @@ void mmu_invlpg(uint32_t la)
 		forget(r << 10, 1024);
 		return;
 	}
-	if (bit(map_bits, pg) && !still_valid(la)) {
-		forget(pg, 1);
-		/*
-		 * It was in use and its entry changed (a remap, a COW copy made
-		 * writable): map the new translation now if there is one.
-		 */
-		prefill(la, rt.cpu->cpl == 3 ? ACC_U : 0);
+	bool g = false;
+
+	if (!bit(map_bits, pg))
+		return;
+	if (still_valid(la, &g)) {
+		/* kept: with the global standing the entry gives now, so a CR3 load checks it if not */
+		if (g && !bit(glob_bits, pg))
+			n_global++;
+		set_bits(glob_bits, pg, 1, g);
+		return;
 	}
+	forget(pg, 1);
+	/*
+	 * It was in use and its entry changed (a remap, a COW copy made
+	 * writable): map the new translation now if there is one.
+	 */
+	prefill(la, rt.cpu->cpl == 3 ? ACC_U : 0);
 }
 
 static void write_protect(uint32_t pg, uint32_t n)
@@ -719,8 +780,12 @@ void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4)
 		tcrun_paging_changed(true);
 	else if ((old_cr4 ^ c->cr4) & CR4_PGE)
 		tcrun_paging_changed(false);
-	if ((old_cr0 ^ c->cr0) & (CR0_PG | CR0_WP) || (old_cr4 ^ c->cr4) & (CR4_PSE | CR4_PGE)) {
+	if ((old_cr0 ^ c->cr0) & (CR0_PG | CR0_WP) || (old_cr4 ^ c->cr4) & CR4_PSE) {
 		mmu_flush(false);
+	} else if ((old_cr4 ^ c->cr4) & CR4_PGE) {
+		/* a global flush (Linux toggles PGE for it): every mapping revalidated, none kept blind */
+		post_reval();
+		mmu_revalidate(false);
 	}
 }
 
