@@ -217,9 +217,15 @@ static void test_sensitive(void)
 	run_insn(lsl, sizeof(lsl));
 	ok(gr(BT_EAX) == 0x12345 && (vcpu_eflags() & 0x40) && g_eip() == KCODE + 3,
 	   "LSL: the guest's byte-granular limit, ZF=1, EIP after");
+	uint64_t hits = rt.st->decode_hits;
+	set_gr(BT_EAX, 0);
+	run_insn(lsl, sizeof(lsl));
+	ok(rt.st->decode_hits == hits + 1 && gr(BT_EAX) == 0x12345,
+	   "the same bytes at the same EIP again: decoded once, the same result");
 	set_gr(BT_ECX, 0x18);
 	run_insn(lar, sizeof(lar));
-	is_int(gr(BT_EAX), 0x00c0fb00, "LAR: the guest's access rights");
+	is_int(gr(BT_EAX), 0x00c0fb00,
+	       "LAR: the guest's access rights (other bytes at the same EIP: decoded anew)");
 	set_gr(BT_ECX, 0x48);
 	set_gr(BT_EAX, 0x1234);
 	run_insn(lsl, sizeof(lsl));

@@ -564,6 +564,7 @@ static void bt_print_stats(struct vm *vm, FILE *f)
 	for (int i = 0; i < BT_I__COUNT; i++)
 		if (s.insn[i])
 			fprintf(f, " %s %" PRIu64 ",", insns[i], s.insn[i]);
+	fprintf(f, " (decoded already: %" PRIu64 ")", s.decode_hits);
 	fprintf(f, "\n    exceptions reflected:");
 	for (int i = 0; i < 32; i++)
 		if (s.exc[i])

@@ -40,21 +40,52 @@ int emu_fetch(uint8_t *buf, uint32_t *len, struct bt_fault *f)
 	return 0;
 }
 
+/*
+ * Decoded instructions by linear address: a Linux kernel entry and exit run
+ * the same few emulated instructions (segment loads, IRET, MOV CR3) over and
+ * over, and a full Zydis decode was about a sixth of a callout. An entry is
+ * used only if the bytes fetched now are the bytes it was decoded from, in
+ * the same mode — the decode depends on nothing else — so a guest that
+ * rewrites or remaps its code gets the new instruction.
+ */
+#define DCACHE_SIZE 256u
+static struct {
+	uint32_t la;
+	uint8_t mode; /* 0: empty; 16 or 32 */
+	uint8_t len;
+	uint8_t bytes[15];
+	struct insn d;
+} dcache[DCACHE_SIZE];
+
 int emu_decode(struct insn *d, struct bt_fault *f)
 {
 	uint8_t buf[15];
 	uint32_t len;
-	const ZydisDecoder *dec = (rt.cpu->seg[BT_CS].attr & BT_SEG_DB) ? &dec32 : &dec16;
+	bool is32 = rt.cpu->seg[BT_CS].attr & BT_SEG_DB;
+	const ZydisDecoder *dec = is32 ? &dec32 : &dec16;
+	uint32_t la = seg_lin(BT_CS, g_eip());
+	typeof(&dcache[0]) e = &dcache[(la ^ (la >> 9)) % DCACHE_SIZE];
 
 	if (emu_fetch(buf, &len, f))
 		return -1;
+	if (e->mode == (is32 ? 32 : 16) && e->la == la && e->len <= len &&
+	    !memcmp(e->bytes, buf, e->len)) {
+		*d = e->d;
+		rt.st->decode_hits++;
+		return 0;
+	}
 	if (ZYAN_FAILED(ZydisDecoderDecodeFull(dec, buf, len, &d->i, d->op))) {
 		if (len < 15) /* the rest of the instruction is on a page that faults */
-			return vmem_read(seg_lin(BT_CS, g_eip()) + len, buf, 1, emu_cpl_acc(), f);
+			return vmem_read(la + len, buf, 1, emu_cpl_acc(), f);
 		f->vec = EXC_UD;
 		f->has_err = false;
 		return -1;
 	}
+	e->la = la;
+	e->mode = is32 ? 32 : 16;
+	e->len = d->i.length;
+	memcpy(e->bytes, buf, d->i.length);
+	e->d = *d;
 	return 0;
 }
 

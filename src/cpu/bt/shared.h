@@ -148,6 +148,7 @@ struct bt_counters {
 	uint64_t us_preshows;	  /* ... shown again at kernel entry, before a fault */
 	uint64_t prefills;	  /* pages mapped before the guest touched them (mmu.c) */
 	uint64_t revals, reval_kept; /* CR3 loads that revalidated the shadow; pages kept */
+	uint64_t decode_hits;	  /* emulated instructions found decoded already */
 	uint64_t child_switches;  /* hand-overs between the K and U children */
 	uint64_t callout[8];	  /* callouts from translated code, by enum bt_site_kind */
 	uint64_t callout_action[32]; /* BT_SITE_EMULATE callouts, by enum bt_action */
