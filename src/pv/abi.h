@@ -41,7 +41,7 @@ enum pv_call {
 	PV_VERSION_CALL = 0, /* -> PV_VERSION */
 	PV_CONSOLE_WRITE = 1, /* gpa, len (<= PV_CONSOLE_MAX) -> len */
 	PV_SHUTDOWN = 2,      /* status: does not return */
-	PV_SHARED_PAGE = 3,   /* gpa (page-aligned RAM), or 0 to unregister -> 0 */
+	PV_SHARED_PAGE = 3,   /* gpa (page-aligned RAM) or 0 to unregister, linear address -> 0 */
 	PV_HALT = 4,	      /* sets IF, waits for an interrupt (STI; HLT) -> 0 */
 	PV_YIELD = 5,	      /* -> 0 */
 	PV_SET_TIMER = 6,     /* ns (low, high) from now, 0 cancels -> 0; then IRQ PV_TIMER_IRQ */
@@ -81,5 +81,7 @@ struct pv_mmu_req {
 #define PV_SH_IRQ_PENDING 4 /* ring3: 1 = an interrupt waits for irq_mask = 0 */
 #define PV_SH_VERSION 8	    /* ring3: PV_VERSION */
 #define PV_SH_CR2 12	    /* ring3: CR2, the address of the last page fault (PV_FEAT_CR2) */
+#define PV_SH_CR3 16	    /* ring3: the page directory SET_CR3 last loaded */
+#define PV_SH_ENGINE 256    /* bytes 256-511 are ring3's (the kvm engine keeps the TSS there) */
 
 #endif
