@@ -76,7 +76,10 @@ static void check_timer(void)
 	if (!tap_ok(pending && t_held == t0,
 		    "pv: irq_mask=1 holds a pending timer IRQ (in the IRR, no tick)"))
 		kprintf("#   irr pending %d, ticks moved by %u\n", pending, t_held - t0);
-	tap_eq(flagged, 1, "pv: ... and the shared page's irq_pending says so");
+	if (pv_features & PV_FEAT_SHARED_IF)
+		tap_eq(flagged, 1, "pv: ... and the shared page's irq_pending says so");
+	else /* kvm: IRQ_DISABLE cleared the real IF; there is no irq_pending to check */
+		tap_ok(1, "pv: ... # SKIP no shared-page IF under this engine");
 	tap_eq(t_after - t0, 1, "pv: irq_mask=0 and IRQ_ENABLE let the pending timer IRQ in at once");
 #else
 	/* POPF, not CLI, clears IF; then a timer request must wait in the IRR. */

@@ -49,8 +49,9 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi)
 	tsc_calibrate();		  /* TSC rate against 8254 channel 2 */
 
 #ifdef TK_PV
-	if (pv_fuzz_wanted(boot_info.cmdline)) /* pvfuzz=N[:seed] */
-		debug_exit(pv_fuzz(boot_info.cmdline));
+	/* pvfuzz=N[:seed]: random calls first; then every check must still pass */
+	if (pv_fuzz_wanted(boot_info.cmdline) && pv_fuzz(boot_info.cmdline))
+		debug_exit(0x7e);
 #endif
 	if (bench_wanted(boot_info.cmdline))
 		debug_exit(bench_run(boot_info.cmdline));

@@ -45,7 +45,6 @@ void paging_init(void)
 	/* the ABI's one paging mode (PSE, WP) starts with the first SET_CR3 */
 	if (pv_call(PV_SET_CR3, (uint32_t)kernel_pd, 0))
 		tap_bail("pv: SET_CR3 refused");
-	pv_cr3_now = (uint32_t)kernel_pd;
 #else
 	write_cr4(CR4_PSE); /* and nothing else: multiboot leaves CR4 undefined */
 	write_cr3((uint32_t)kernel_pd);

@@ -8,8 +8,20 @@
 #include "kernel.h"
 
 volatile uint32_t pv_shared[1024] __attribute__((aligned(4096)));
-uint32_t pv_methods, pv_features, pv_cr3_now;
+uint32_t pv_methods, pv_features;
 static uint32_t pv_version;
+
+/* Every call site (pv.h) becomes `mov $PV_PORT, %dx; out %eax, (%dx); nop`. */
+static void patch_sites_for_port(void)
+{
+	extern const uint32_t __pv_sites_start[], __pv_sites_end[];
+	static const uint8_t port_call[6] = { 0x66, 0xba, PV_PORT & 0xff, PV_PORT >> 8, 0xef, 0x90 };
+	uint32_t r[4];
+
+	for (const uint32_t *s = __pv_sites_start; s < __pv_sites_end; s++)
+		memcpy((void *)*s, port_call, sizeof(port_call));
+	cpuid(0, r); /* serializing: no stale prefetch of a patched site (SDM vol. 3 §8.1.3) */
+}
 
 int pv_init(void)
 {
@@ -24,10 +36,14 @@ int pv_init(void)
 	pv_features = r[3];
 	if (pv_version >> 16 != PV_VERSION_MAJOR || !(pv_methods & (PV_METHOD_INT82 | PV_METHOD_PORT)))
 		return -1;
-	if (!(pv_methods & PV_METHOD_INT82) && r[2] != PV_PORT)
-		return -1;
+	if (!(pv_methods & PV_METHOD_INT82)) {
+		if (r[2] != PV_PORT)
+			return -1;
+		patch_sites_for_port();
+	}
 	pv_shared[PV_SH_IRQ_MASK / 4] = 1; /* multiboot enters with IF=0 */
-	if (pv_call(PV_SHARED_PAGE, (uint32_t)pv_shared, 0) != 0)
+	/* identity-mapped: its physical and linear addresses are the same */
+	if (pv_call(PV_SHARED_PAGE, (uint32_t)pv_shared, (uint32_t)pv_shared) != 0)
 		return -1;
 	return 0;
 }

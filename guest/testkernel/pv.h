@@ -11,26 +11,65 @@
 #include "../../src/pv/abi.h"
 
 extern volatile uint32_t pv_shared[1024]; /* the shared page */
-extern uint32_t pv_methods, pv_features, pv_cr3_now;
+extern uint32_t pv_methods, pv_features;
 
-/* One call: EAX = nr, EBX ECX ESI EDI = a0..a3; the result comes back in EAX. */
+/*
+ * One call: EAX = nr, EBX ECX ESI EDI = a0..a3; the result comes back in EAX,
+ * EDX is clobbered. Each site is 6 bytes, `int $0x82` and 4 NOPs, listed in
+ * section .pv_sites; where ring3 offers only the PORT method (kvm), pv_init
+ * rewrites every site to `mov $0x5230, %dx; out %eax, (%dx); nop` before the
+ * first call, as Linux patches its paravirt sites. So a call reads no memory
+ * to pick its method: after a CR3 load or a TLB flush that costs a fault.
+ */
 static inline int32_t pv_call4(uint32_t nr, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3)
 {
 	int32_t r;
+	uint32_t edx;
 
-	if (pv_methods & PV_METHOD_INT82)
-		asm volatile("int $0x82"
-			     : "=a"(r)
-			     : "a"(nr), "b"(a0), "c"(a1), "S"(a2), "D"(a3)
-			     : "memory", "edx");
-	else
-		asm volatile("outl %%eax, %%dx"
-			     : "=a"(r)
-			     : "a"(nr), "b"(a0), "c"(a1), "S"(a2), "D"(a3), "d"(PV_PORT)
-			     : "memory");
+	asm volatile("1:\tint $0x82\n\t"
+		     ".byte 0x90, 0x90, 0x90, 0x90\n\t"
+		     ".pushsection .pv_sites, \"a\"\n\t"
+		     ".long 1b\n\t"
+		     ".popsection"
+		     : "=a"(r), "=d"(edx)
+		     : "a"(nr), "b"(a0), "c"(a1), "S"(a2), "D"(a3)
+		     : "memory");
 	return r;
 }
-#define pv_call(nr, a0, a1) pv_call4((nr), (a0), (a1), 0, 0)
+
+/* One argument: ECX, ESI, EDI stay the compiler's (a call preserves what it does not use). */
+static inline int32_t pv_call1(uint32_t nr, uint32_t a0)
+{
+	int32_t r;
+	uint32_t edx;
+
+	asm volatile("1:\tint $0x82\n\t"
+		     ".byte 0x90, 0x90, 0x90, 0x90\n\t"
+		     ".pushsection .pv_sites, \"a\"\n\t"
+		     ".long 1b\n\t"
+		     ".popsection"
+		     : "=a"(r), "=d"(edx)
+		     : "a"(nr), "b"(a0)
+		     : "memory");
+	return r;
+}
+
+/* Two arguments: ESI and EDI stay the compiler's. */
+static inline int32_t pv_call(uint32_t nr, uint32_t a0, uint32_t a1)
+{
+	int32_t r;
+	uint32_t edx;
+
+	asm volatile("1:\tint $0x82\n\t"
+		     ".byte 0x90, 0x90, 0x90, 0x90\n\t"
+		     ".pushsection .pv_sites, \"a\"\n\t"
+		     ".long 1b\n\t"
+		     ".popsection"
+		     : "=a"(r), "=d"(edx)
+		     : "a"(nr), "b"(a0), "c"(a1)
+		     : "memory");
+	return r;
+}
 
 static inline void cli(void)
 {
@@ -64,8 +103,9 @@ static inline void sti_hlt(void)
 
 static inline int irqs_enabled(void)
 {
+	/* without the shared page's IF (kvm), IRQ_ENABLE/DISABLE moved the real one */
 	return (pv_features & PV_FEAT_SHARED_IF) ? !pv_shared[PV_SH_IRQ_MASK / 4]
-						 : 1; /* without the shared page: not visible */
+						 : !!(read_eflags() & FL_IF);
 }
 
 static inline uint32_t read_cr2(void)
@@ -78,20 +118,20 @@ static inline uint32_t read_cr2(void)
 	return v;
 }
 
+/* ring3 keeps the last SET_CR3 in the shared page: the guest stores nothing */
 static inline uint32_t read_cr3(void)
 {
-	return pv_cr3_now;
+	return pv_shared[PV_SH_CR3 / 4];
 }
 
 static inline void write_cr3(uint32_t v)
 {
-	if (pv_call(PV_SET_CR3, v, 0) == 0)
-		pv_cr3_now = v;
+	pv_call1(PV_SET_CR3, v);
 }
 
 static inline void invlpg(uint32_t va)
 {
-	pv_call(PV_TLB_FLUSH, va, 0);
+	pv_call1(PV_TLB_FLUSH, va);
 }
 
 /* A store to a live page table: one MMU_UPDATE (the kernel is identity-mapped: va = pa). */
