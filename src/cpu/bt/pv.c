@@ -36,23 +36,6 @@ static void set_paging(void)
 	mmu_cr_changed(old0, old4);
 }
 
-/*
- * After a one-page flush, map the page again at once, as its next access
- * would (a read: a writable page whose D is clear stays read-only until
- * written). A guest flushes a page it just changed because it is about to
- * use it; this saves that access a host fault and a signal round trip. A
- * translation the guest's tables do not allow is not an error here: the
- * access will fault for real when (if) it comes.
- */
-static void prefault(uint32_t la)
-{
-	struct bt_fault f;
-	uint64_t mmio;
-
-	if (la < BT_TOP && (rt.cpu->cr0 & CR0_PG))
-		(void)mmu_fault(la, 0, &f, &mmio);
-}
-
 static int64_t cpu_call(void *opaque, uint32_t nr, const uint32_t a[5])
 {
 	struct bt_vcpu *c = rt.cpu;
@@ -99,8 +82,7 @@ static int64_t cpu_call(void *opaque, uint32_t nr, const uint32_t a[5])
 			tcrun_cr3_loaded();
 			mmu_flush(false);
 		} else {
-			mmu_invlpg(a[0]);
-			prefault(a[0]);
+			mmu_invlpg(a[0]); /* which maps a changed page again at once */
 		}
 		return 0;
 	case PV_IRQ_ENABLE:
