@@ -7,7 +7,7 @@
 # the VM carries on. The two ways out of compatibility mode that user code has
 # (a compat SYSCALL, a far jump to the host's 64-bit selector 0x33) cannot be
 # undone; they must stop the VM with one clear line and status 1 (docs/bt.md,
-# the sandbox), never reach the host.
+# the sandbox), never reach the host, and not hang (the 120 s timeout's 124).
 set -u
 cd "$(dirname "$0")/../.."
 G=${RING3_GUEST_DIR:-build/guest-linux}
@@ -79,7 +79,7 @@ for m in s j; do
 	run "/tmp/h $m; echo PWNED"
 	secs=$(($(date +%s) - start))
 	result "$([ "$rc" = 1 ] && grep -q 'escape its sandbox' "$tmp/out" &&
-		! grep -q PWNED "$tmp/cmd" && [ "$secs" -lt 60 ]; echo $?)" \
+		! grep -q PWNED "$tmp/cmd"; echo $?)" \
 		"$what in a user process stops the VM with one clear line, status 1 (got $rc, ${secs}s)"
 done
 
