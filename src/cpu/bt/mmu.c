@@ -491,38 +491,44 @@ static bool big_still_valid(uint32_t r, bool *global)
  * others. Kept pages take the global standing the entries give now (CR4.PGE
  * may have changed).
  */
+static void keep(uint32_t pg, uint32_t n, bool global)
+{
+	rt.st->reval_kept += n;
+	if (bit(glob_bits, pg) == global && bit(glob_bits, pg + n - 1) == global)
+		return; /* a run's pages were mapped together: the ends speak for it */
+	for (uint32_t i = pg; i < pg + n; i++)
+		if (global && !bit(glob_bits, i))
+			n_global++;
+	set_bits(glob_bits, pg, n, global);
+}
+
 static void revalidate_run(uint32_t pg, uint32_t n)
 {
-	uint32_t bad = 0, start = 0, last_r = ~0u;
-	bool last_ok = false, last_g = false;
+	uint32_t bad = 0, start = 0;
 
-	for (uint32_t i = pg; i < pg + n; i++) {
-		uint32_t r = i >> 10;
+	for (uint32_t i = pg; i < pg + n;) {
+		uint32_t r = i >> 10, cnt = 1;
 		bool ok, g = false;
 
-		if (region_big[r]) {
-			if (r != last_r) {
-				last_r = r;
-				last_ok = big_still_valid(r, &last_g);
-			}
-			ok = last_ok;
-			g = last_g;
+		if (region_big[r]) { /* one large page: checked once, kept or dropped whole */
+			cnt = ((r + 1) << 10) - i;
+			if (cnt > pg + n - i)
+				cnt = pg + n - i;
+			ok = big_still_valid(r, &g);
 		} else {
 			ok = still_valid(i << 12, &g);
 		}
 		if (ok) {
-			rt.st->reval_kept++;
-			if (g && !bit(glob_bits, i))
-				n_global++;
-			set_bits(glob_bits, i, 1, g);
+			keep(i, cnt, g);
 			if (bad)
 				forget(start, bad);
 			bad = 0;
-			continue;
+		} else {
+			if (!bad)
+				start = i;
+			bad += cnt;
 		}
-		if (!bad)
-			start = i;
-		bad++;
+		i += cnt;
 	}
 	if (bad)
 		forget(start, bad);
