@@ -8,8 +8,7 @@
 #   boot ring3/qemu-microvm time-to-init median ratio R
 # Results also go to bench/out/boot-DATE.txt. Never part of `make check`.
 # The outer VM's shmem_enabled is "advise" (NESTED_SHMEM_THP=never to compare):
-# then ring3's memfd guest RAM gets huge pages, as QEMU's anonymous RAM does
-# under Debian's THP "always".
+# then both VMMs' memfd guest RAM gets huge pages (bench/boot.inc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-10}

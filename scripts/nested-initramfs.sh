@@ -9,6 +9,7 @@
 # the default, or never) sets the outer kernel's transparent_hugepage/
 # shmem_enabled: ring3's guest RAM is a memfd, which gets 2 MiB pages only with
 # "advise" (ring3 asks for them); boots are twice as fast with them here.
+# Anonymous THP (and with it khugepaged) is off in the outer VM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$1 payload=$2
@@ -88,6 +89,12 @@ insmod /lib/kvm/kvm.ko
 grep -qw svm /proc/cpuinfo && insmod /lib/kvm/kvm-amd.ko
 grep -qw vmx /proc/cpuinfo && insmod /lib/kvm/kvm-intel.ko
 echo __SHMEM_THP__ > /sys/kernel/mm/transparent_hugepage/shmem_enabled
+# No khugepaged: with Debian's THP "always" it collapses the small pages of
+# ring3's memfd (MADV_HUGEPAGE) behind KVM's back, and on TCG's emulated SVM it
+# has soft-locked a vCPU for good ("BUG: soft lockup ... [khugepaged]"), which
+# took the whole outer VM down (docs/kvm.md). Faults in a MADV_HUGEPAGE shmem
+# mapping still get 2 MiB pages with shmem_enabled=advise.
+echo never > /sys/kernel/mm/transparent_hugepage/enabled
 if [ -c /dev/kvm ]; then
 	echo "@@NESTED kvm ready"
 else
