@@ -18,7 +18,9 @@
 # STATS=0, one more ring3 run per step with --stats (bench/out/linux-stats-*).
 # Prints a table of medians; the last line is
 #   linux bt/tcg boot ratio R4 bt/native gzip ratio R5 bt/tcg forkexec ratio R6
-# Results go to bench/out/linux-DATE.txt. Never part of `make check`.
+# QEMU_CPU=qemu32,-apic gives QEMU the APIC-less PC ring3's bt engine offers
+# (bt-dmesg.sh compares against that one). Results go to
+# bench/out/linux-DATE.txt. Never part of `make check`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
@@ -78,7 +80,7 @@ vm_run() { # ring3|qemu, log
 			</dev/null 2>&1 | timestamp >"$2"
 		rc=${PIPESTATUS[0]}
 	else
-		timeout 600 $QEMU -accel tcg -M pc -m $MEM -nodefaults -display none -no-reboot \
+		timeout 600 $QEMU -accel tcg -M pc ${QEMU_CPU:+-cpu "$QEMU_CPU"} -m $MEM -nodefaults -display none -no-reboot \
 			-serial stdio -device isa-debug-exit,iobase=0xf4,iosize=4 \
 			-kernel "$G/vmlinuz-i386" -initrd "$G/initrd-i386.img" \
 			-append "console=ttyS0 panic=-1 quiet ring3.cmd=$b64" \
@@ -146,7 +148,7 @@ done
 	echo "# host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# guest: $(basename "$(ls build/debs/i386/boot/vmlinuz-* | sort -V | tail -1)") with $G/initrd-i386.img, ${MEM} MiB, 1 vCPU"
 	echo "# ring3: ./ring3 run --engine bt --mem ${MEM}M -- sh -c SCRIPT"
-	echo "# qemu:  $($QEMU --version | head -1), -accel tcg -M pc -m $MEM, the same kernel, initramfs and script"
+	echo "# qemu:  $($QEMU --version | head -1), -accel tcg -M pc${QEMU_CPU:+ -cpu $QEMU_CPU} -m $MEM, the same kernel, initramfs and script"
 	echo "# native: $BB (i386, static) on the host, data in $(dirname "$tmp")"
 	echo "# seconds of host wall time; raw results (ok=0: failed or wrong sums, left out):"
 	sed 's/^/#   /' "$tmp/results"
