@@ -1,7 +1,7 @@
 /*
  * hostile-user MODE: a Linux user process (i386, no libc) that executes one
  * instruction a process may not, picked by MODE's first letter, then exits 0
- * if it survived. tests/guest/bt-linux-hostile.sh runs it in the i386 guest
+ * if it survived (or, for 'f', hands the kernel a bad pointer). tests/guest/bt-linux-hostile.sh runs it in the i386 guest
  * under bt: the guest kernel must see the fault a CPU raises in ring 3 and
  * kill the process with the signal Linux gives (Intel SDM vol. 3 §6.15;
  * Linux arch/x86/kernel/traps.c), and the VM must carry on.
@@ -26,6 +26,11 @@ __attribute__((naked, noreturn)) void _start(void)
 		"1: cmp $'n', %al; jne 1f; int $0x81\n"                 /* #GP: gate DPL 0 */
 		"1: cmp $'p', %al; jne 1f; movl $0xc0000000, %eax; movl (%eax), %eax\n" /* #PF: kernel page */
 		"1: cmp $'z', %al; jne 1f; xor %eax, %eax; movl (%eax), %eax\n" /* #PF: page 0 */
+		/* write(1, 0x1000, 4): the kernel's copy from user space faults on an
+		 * unmapped page and its exception table turns that into -EFAULT;
+		 * the process exits with 14 */
+		"1: cmp $'f', %al; jne 1f; mov $4, %eax; mov $1, %ebx; mov $0x1000, %ecx\n\t"
+		"mov $4, %edx; int $0x80; neg %eax; mov %eax, %ebx; mov $1, %eax; int $0x80\n"
 		"1: cmp $'u', %al; jne 1f; ud2\n"                       /* #UD */
 		"1: cmp $'3', %al; jne 1f; int3\n"                      /* #BP: SIGTRAP */
 		"1: cmp $'s', %al; jne 1f; syscall\n"                   /* not in this CPUID */

@@ -4,7 +4,9 @@
 # privileged or faulting instruction from ring 3 must reach the guest kernel
 # as the fault a CPU raises, so Linux kills the process with its usual signal
 # (SIGSEGV 139 for #GP and #PF, SIGILL 132 for #UD, SIGTRAP 133 for INT3) and
-# the VM carries on. The two ways out of compatibility mode that user code has
+# the VM carries on; a system call given an unmapped buffer fails with EFAULT
+# (the guest kernel's fault in its user copy is fixed up by its exception
+# table). The two ways out of compatibility mode that user code has
 # (a compat SYSCALL, a far jump to the host's 64-bit selector 0x33) cannot be
 # undone; they must stop the VM with one clear line and status 1 (docs/bt.md,
 # the sandbox), never reach the host, and not hang (the 120 s timeout's 124).
@@ -60,11 +62,12 @@ v 139 invlpg
 n 139 int 0x81 (gate DPL 0)
 p 139 a load from a kernel page (0xc0000000)
 z 139 a load from page 0
+f 14 write(2) from an unmapped buffer: EFAULT by the kernel's exception table
 u 132 ud2
 3 133 int3"
 run "for m in $(echo "$cases" | cut -d' ' -f1 | tr '\n' ' '); do /tmp/h \$m; echo \"\$m=\$?\"; done; echo alive"
 result "$([ "$rc" = 0 ] && grep -qx alive "$tmp/cmd"; echo $?)" \
-	"the guest runs 15 hostile processes and carries on (status $rc)"
+	"the guest runs 16 hostile processes and carries on (status $rc)"
 while read -r m want what; do
 	got=$(sed -n "s/^$m=//p" "$tmp/cmd")
 	result "$([ "$got" = "$want" ]; echo $?)" "$what in a user process: status $want (got ${got:-none})"
