@@ -189,6 +189,19 @@ if [ "${STATS:-1}" != 0 ]; then
 		done
 	} >"$statsout"
 	grep -E '^## .* s wall|time: guest' "$statsout" | sed 's/^ */# stats: /' >>"$out"
+	# The loop's counts per process: its run minus the boot-only run, / 2000.
+	counter() { # step, a regex that ends right before the number
+		sed -n "/^## $1\$/,/^## $1:/p" "$statsout" | grep -oP "$2[0-9]+" | grep -oP "[0-9]+\$" | head -1
+	}
+	per=""
+	for c in "shadow faults:shadow: faults " "hand-overs:hand-overs " \
+		"segment loads:sreg load " "emulate callouts:callouts: .*emulate " \
+		"guest page faults:exceptions reflected: .*14:" "system calls:int 0x80/syscall " \
+		"control-register moves:mov cr "; do
+		a=$(counter true "${c#*:}") b=$(counter forkexec "${c#*:}")
+		[ -n "$a" ] && [ -n "$b" ] && per="$per, ${c%%:*} $(((b - a) / 2000))"
+	done
+	echo "# stats: per fork/exec (the loop's run minus the boot's): ${per#, }" >>"$out"
 fi
 
 echo "linux bt/tcg boot ratio $(ratio "$m_boot_ring3" "$m_boot_qemu") bt/native gzip ratio $(ratio "$m_gzip_ring3" "$m_gzip_native") bt/tcg forkexec ratio $(ratio "$m_forkexec_ring3" "$m_forkexec_qemu")" >>"$out"
