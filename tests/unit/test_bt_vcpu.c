@@ -270,6 +270,8 @@ static void test_cpuid_msr(void)
 	emu_cpuid(0x80000001, 0, r);
 	ok(!(r[3] & (1u << 29 | 1u << 20 | 1u << 11)) && !(r[2] & (1u << 2)),
 	   "CPUID 0x80000001: no LM, NX, SYSCALL, SVM");
+	ok(!(r[3] & (1u << 27 | 1u << 26 | 1u << 25 | 1u << 6)),
+	   "CPUID 0x80000001: no RDTSCP, 1 GiB pages, FFXSR or PAE (bits that differ from leaf 1)");
 	emu_cpuid(0x80000008, 0, r);
 	is_int(r[0], 0x2020, "CPUID 0x80000008: 32-bit physical and linear addresses");
 

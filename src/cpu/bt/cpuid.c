@@ -21,9 +21,17 @@
 	 (1u << 22) /* MOVBE */ | (1u << 23) /* POPCNT */ | (1u << 25) /* AES */ |                 \
 	 (1u << 30) /* RDRAND */)
 #define L1_ECX_HYPERVISOR (1u << 31)
-/* CPUID.80000001: no LM, NX, SYSCALL, RDTSCP, 1 GiB pages, SVM. */
+/*
+ * CPUID.80000001: no LM, NX, SYSCALL, RDTSCP, 1 GiB pages, SVM. Its EDX repeats
+ * leaf 1's bits 0-17 and 23-24, but bits 19, 25 and 26 mean MP, FFXSR and
+ * Page1GB there, not CLFSH, SSE and SSE2 (AMD APM vol. 3 appendix E.4.2), so
+ * the bits are listed again rather than taken from L1_EDX_KEEP.
+ */
 #define E1_EDX_KEEP                                                                                \
-	(L1_EDX_KEEP | (1u << 22) /* MMXEXT */ | (1u << 30) /* 3DNOWEXT */ | (1u << 31) /* 3DNOW */)
+	((1u << 0) /* FPU */ | (1u << 2) /* DE */ | (1u << 3) /* PSE */ | (1u << 4) /* TSC */ |    \
+	 (1u << 5) /* MSR */ | (1u << 8) /* CX8 */ | (1u << 13) /* PGE */ | (1u << 15) /* CMOV */ | \
+	 (1u << 22) /* MMXEXT */ | (1u << 23) /* MMX */ | (1u << 24) /* FXSR */ |                  \
+	 (1u << 30) /* 3DNOWEXT */ | (1u << 31) /* 3DNOW */)
 #define E1_ECX_KEEP                                                                                \
 	((1u << 0) /* LAHF */ | (1u << 5) /* LZCNT */ | (1u << 6) /* SSE4A */ |                   \
 	 (1u << 8) /* PREFETCHW */)
