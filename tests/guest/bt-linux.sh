@@ -34,13 +34,31 @@ run() { # command...: console in $tmp/out, the guest's output after "ready" in $
 }
 
 start=$(date +%s.%N)
-run uname -m
+run sh -c 'uname -m; cat /proc/cpuinfo'
 secs=$(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)")
 result "$([ "$rc" = 0 ] && grep -qx i686 "$tmp/cmd"; echo $?)" \
 	"uname -m prints i686 (boot and command in $secs s)"
 result "$(! grep -aE 'Oops|BUG:|Kernel panic|WARNING|Call Trace|general protection|unchecked MSR' \
 	"$tmp/out" >/dev/null; echo $?)" \
 	"the console (quiet: warnings and worse) has no oops, BUG, panic, WARNING or MSR error"
+
+# The virtual CPUID as Linux reads it: the host's vendor and model name, and
+# only features the engine virtualizes (no PAE, APIC, SEP, SYSCALL, long mode,
+# NX, VMX/SVM, XSAVE/AVX, 1 GiB pages...; docs/bt.md, cpuid.c).
+cpu() { sed -n "s/^$1[[:space:]]*: //p" "$2" | head -1; }
+flags=" $(cpu flags "$tmp/cmd") "
+bad="" missing=""
+for f in pae apic sep mtrr pat pse36 mca mce vmx svm lm nx syscall pdpe1gb rdtscp xsave avx \
+	fxsr_opt x2apic pcid; do
+	[[ $flags == *" $f "* ]] && bad="$bad $f"
+done
+for f in fpu pse tsc pge cmov fxsr sse sse2 hypervisor; do
+	[[ $flags == *" $f "* ]] || missing="$missing $f"
+done
+result "$([ "$(cpu vendor_id "$tmp/cmd")" = "$(cpu vendor_id /proc/cpuinfo)" ] &&
+	[ "$(cpu 'model name' "$tmp/cmd")" = "$(cpu 'model name' /proc/cpuinfo)" ] &&
+	[ -z "$bad$missing" ]; echo $?)" \
+	"/proc/cpuinfo: the host's vendor and model, no feature bt cannot give${bad:+ (has:$bad)}${missing:+ (lacks:$missing)}"
 
 run sh -c 'exit 7'
 result "$([ "$rc" = 7 ]; echo $?)" "sh -c 'exit 7' exits 7 (got $rc)"
