@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "build/guest/testkernel.elf")
 KERNEL_PV = os.path.join(ROOT, "build/guest/testkernel-pv.elf")
 NATIVE = os.path.join(ROOT, "build/guest/bench-native")
-RING3 = os.path.join(ROOT, "ring3")
+RING3 = os.environ.get("RING3_BIN", os.path.join(ROOT, "ring3"))
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 OPS = ["syscall", "pagefault", "portio", "cr3", "invlpg", "int", "clisti", "pushfpopf",
        "sieve", "crc32"]
@@ -48,6 +48,8 @@ def run(cmd, timeout=600):
                            stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return None, "timed out"
+    except OSError as e:
+        return None, f"cannot run {cmd[0]}: {e.strerror}"
     res = parse(p.stdout)
     if not res:
         err = (p.stderr.strip().splitlines() or ["no benchmark output"])[-1]
