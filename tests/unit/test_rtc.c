@@ -92,24 +92,33 @@ static void test_time(void)
 	cmos_write(0x0b, 0x02);
 }
 
+/*
+ * UIP is up for the last 244 us of each second. On a loaded host this
+ * process may sleep through a window or two, so it looks for up to 6 s, and
+ * an attempt counts only if it saw UIP, the seconds and UIP again in a row
+ * (so "before" is the old second) and then UIP clear within 0.5 s.
+ */
 static void test_uip(void)
 {
-	uint64_t t0 = clock_ns();
-	uint8_t before = 0, after;
-	bool seen = false;
+	uint64_t t0 = clock_ns(), t1;
+	uint8_t before = 0, after = 0;
+	bool seen = false, cleared = false;
 
-	while (clock_ns() - t0 < 1500000000ull) {
-		if (cmos_read(0x0a) & 0x80) {
-			before = cmos_read(0x00);
-			seen = true;
-			break;
-		}
+	while (!cleared && clock_ns() - t0 < 6000000000ull) {
+		if (!(cmos_read(0x0a) & 0x80))
+			continue;
+		before = cmos_read(0x00);
+		if (!(cmos_read(0x0a) & 0x80))
+			continue;
+		seen = true;
+		t1 = clock_ns();
+		while ((cmos_read(0x0a) & 0x80) && clock_ns() - t1 < 500000000ull)
+			;
+		after = cmos_read(0x00);
+		cleared = clock_ns() - t1 < 500000000ull;
 	}
-	ok(seen, "UIP is set at some point within a second");
-	while ((cmos_read(0x0a) & 0x80) && clock_ns() - t0 < 3000000000ull)
-		;
-	after = cmos_read(0x00);
-	ok(seen && bcd(after) == (bcd(before) + 1) % 60,
+	ok(seen, "UIP is set at some point (looked for up to 6 s)");
+	ok(cleared && bcd(after) == (bcd(before) + 1) % 60,
 	   "UIP clears as the second changes (%02x -> %02x)", before, after);
 }
 
