@@ -72,10 +72,13 @@ ok "$([ "$checks_status" = 1 ]; echo $?)" \
 	"QEMU exit status 1: the kernel wrote 0 failures to port 0xf4 (got $checks_status)"
 [ "$checks_status" = 1 ] || sed 's/^/# stderr: /' "$TMP/checks.err" | head -5
 
-# 2. Determinism: a second run prints the same TAP lines.
+# 2. Determinism: a second run prints the same TAP lines (numbers aside: a
+# description may carry a count, e.g. of timer ticks, that a loaded host changes).
 run "$TMP/checks2"
-ok "$(cmp -s <(grep -E '^(not )?ok |^1\.\.' "$TMP/checks") \
-	<(grep -E '^(not )?ok |^1\.\.' "$TMP/checks2"); echo $?)" "a second run prints identical TAP lines"
+tapof() { grep -E '^(not )?ok |^1\.\.' "$1" | sed -E 's/[0-9]+/N/g'; }
+diff <(tapof "$TMP/checks") <(tapof "$TMP/checks2") >"$TMP/determinism.diff"
+ok "$?" "a second run prints identical TAP lines"
+sed 's/^/#   /' "$TMP/determinism.diff" | head -10
 
 # 3. A short benchmark run: every line present and in the documented format.
 run "$TMP/bench" -append "$BENCH_ARGS"
