@@ -1,8 +1,9 @@
 /*
  * virtio-blk (virtio 1.2 §5.2) on a raw image file: READ, WRITE, FLUSH,
  * GET_ID, DISCARD and WRITE_ZEROES. The I/O thread parses requests and hands
- * them to a few worker threads (blkio.c), so many requests are in flight and
- * neither the I/O thread nor a vCPU waits for the disk. A request is
+ * them to a few worker threads (blkio.c), which complete them, so many
+ * requests are in flight and neither the I/O thread nor a vCPU waits for the
+ * disk. A request is
  * completed to the guest only after its system call returned: a completed
  * write is in the host's page cache (or on the device, with cache=none), and
  * a completed FLUSH has been through fdatasync().
@@ -206,7 +207,7 @@ static void blk_complete_req(struct blk *b, struct blk_req *r)
 	b->free = r;
 }
 
-/* The workers finished requests (I/O thread). */
+/* A worker finished requests (its thread; the device lock is not held). */
 void blk_completed(struct blk *b, struct blk_req *done)
 {
 	struct virtio_dev *vd = &b->vd;

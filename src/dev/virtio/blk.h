@@ -53,7 +53,7 @@ struct blk {
 int blkio_start(struct vm *vm, struct blk *b);
 void blkio_submit(struct blk *b, struct blk_req *r);
 void blkio_stop(struct blk *b);
-/* Called on the I/O thread with the requests the workers finished. */
+/* Called by a worker with the requests it finished (takes vd->lock). */
 void blk_completed(struct blk *b, struct blk_req *done);
 
 #endif
