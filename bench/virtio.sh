@@ -30,11 +30,12 @@ for f in bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do # Debian keeps SeaBIOS
 done
 scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" bench/virtio.inc "${extra[@]}" >/dev/null
 mkdir -p bench/out
-# the console goes straight to bench/out, so a run cut short still shows where it was
+# the console goes straight to bench/out, line by line (stdbuf: tr would hold
+# 4 KiB back), so a run cut short still shows where it was
 timeout 3000 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm -m 3072 -smp 2 \
 	-nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" \
 	-initrd "$tmp/outer.cpio.gz" -append "console=ttyS0 quiet panic=-1 mitigations=off" \
-	</dev/null | tr -d '\r' > "bench/out/$mode-console.txt" || true
+	</dev/null | stdbuf -oL tr -d '\r' > "bench/out/$mode-console.txt" || true
 sed -n 's/^@@BENCH //p' "bench/out/$mode-console.txt" > "bench/out/$mode.txt"
 python3 - "$mode" "bench/out/$mode.txt" <<'PY'
 import math, statistics, sys
