@@ -136,13 +136,16 @@ static inline void invlpg(uint32_t va)
 
 /* A store to a live page table: one MMU_UPDATE (the kernel is identity-mapped: va = pa). */
 int32_t pv_mmu_set(uint32_t *entry, uint32_t val, int is_pde);
+/* MMU_RESTORE (kvm): once ring3 accepted it, the same store again, so KVM's shadow sees it. */
 static inline void pte_write(uint32_t *e, uint32_t v)
 {
-	pv_mmu_set(e, v, 0);
+	if (pv_mmu_set(e, v, 0) == 1 && (pv_features & PV_FEAT_MMU_RESTORE))
+		*(volatile uint32_t *)e = v;
 }
 static inline void pde_write(uint32_t *e, uint32_t v)
 {
-	pv_mmu_set(e, v, 1);
+	if (pv_mmu_set(e, v, 1) == 1 && (pv_features & PV_FEAT_MMU_RESTORE))
+		*(volatile uint32_t *)e = v;
 }
 
 /* pv.c */

@@ -29,6 +29,7 @@
 #define PV_FEAT_MMU_BATCH (1u << 1) /* MMU_UPDATE takes batches */
 #define PV_FEAT_TIMER (1u << 2)	    /* SET_TIMER raises ISA IRQ PV_TIMER_IRQ */
 #define PV_FEAT_CR2 (1u << 3)	    /* the shared page's cr2 is CR2 (else: read CR2) */
+#define PV_FEAT_MMU_RESTORE (1u << 4) /* after MMU_UPDATE the guest stores each entry again */
 
 /* Errors: the negated Linux errno of the same meaning, in EAX (int: -PV_EINVAL is -22). */
 #define PV_EPERM 1    /* not allowed: a mapping of memory that is not the guest's */

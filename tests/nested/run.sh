@@ -59,6 +59,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 extra=()
 [ -e build/guest/testkernel.elf ] && extra+=(build/guest/testkernel.elf:/guest/testkernel.elf)
+[ -e build/guest/testkernel-pv.elf ] && extra+=(build/guest/testkernel-pv.elf:/guest/testkernel-pv.elf)
 for f in vmlinuz-i386 initrd-i386.img; do
 	[ -e build/guest-linux/$f ] && extra+=(build/guest-linux/$f:/guest/$f)
 done

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cpu/kvm/kvm.h"
+#include "pv/abi.h"
 #include "tap.h"
 
 static struct kvm_cpuid2 *supported(void)
@@ -111,6 +112,18 @@ int main(void)
 	ok(e && !(e->eax & (1u << KVM_FEATURE_MIGRATION_CONTROL)) &&
 	   !(e->eax & (1u << KVM_FEATURE_HC_MAP_GPA_RANGE)),
 	   "0x40000001: features needing the monitor are not offered");
+	e = find(c, PV_CPUID_BASE, 0);
+	if (e) {
+		memcpy(sig, &e->ebx, 4);
+		memcpy(sig + 4, &e->ecx, 4);
+		memcpy(sig + 8, &e->edx, 4);
+	}
+	ok(e && !strncmp(sig, "ring3pvring3", 12) && e->eax == PV_CPUID_INFO,
+	   "0x40000100: ring3's pv signature, highest leaf 0x40000101");
+	e = find(c, PV_CPUID_INFO, 0);
+	ok(e && e->eax == PV_VERSION && e->ebx == PV_METHOD_PORT && e->ecx == PV_PORT &&
+	   !(e->edx & PV_FEAT_SHARED_IF),
+	   "0x40000101: ABI 1.0 by the PORT method at 0x5230, no shared-page IF under kvm");
 	free(c);
 
 	c = kvm_cpuid_build(s, false, 0, 1);

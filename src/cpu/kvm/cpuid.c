@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "../../pv/abi.h"
 #include "kvm.h"
 
 #define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
@@ -94,7 +95,7 @@ struct kvm_cpuid2 *kvm_cpuid_build(const struct kvm_cpuid2 *s, bool tsc_deadline
 	uint32_t kvm_features = 0;
 	struct kvm_cpuid2 *c;
 
-	/* the supported entries, plus room for leaf 0xB and the two KVM leaves */
+	/* the supported entries, plus room for leaf 0xB (3), the two KVM leaves and the two pv ones */
 	c = calloc(1, sizeof(*c) + (s->nent + 8) * sizeof(c->entries[0]));
 	if (!c)
 		return NULL;
@@ -105,7 +106,7 @@ struct kvm_cpuid2 *kvm_cpuid_build(const struct kvm_cpuid2 *s, bool tsc_deadline
 			kvm_features = e->eax;
 		/* ring3 writes these itself below */
 		if (e->function == 0xb || e->function == 0x1f ||
-		    (e->function >= KVM_CPUID_SIGNATURE && e->function < KVM_CPUID_SIGNATURE + 0x100))
+		    (e->function >= KVM_CPUID_SIGNATURE && e->function < PV_CPUID_BASE + 0x100))
 			continue;
 		c->entries[c->nent++] = *e;
 	}
@@ -162,6 +163,25 @@ struct kvm_cpuid2 *kvm_cpuid_build(const struct kvm_cpuid2 *s, bool tsc_deadline
 		memcpy(&sig->ecx, "VMKV", 4);
 		memcpy(&sig->edx, "M\0\0\0", 4);
 		feat->eax = kvm_features & KVM_FEATURES_OFFERED;
+	}
+	{
+		/* ring3's own hypercall ABI beside KVM's (docs/pv.md, "Discovery") */
+		struct kvm_cpuid_entry2 *base = add(c, PV_CPUID_BASE, 0);
+		struct kvm_cpuid_entry2 *info = add(c, PV_CPUID_INFO, 0);
+
+		base->eax = PV_CPUID_INFO;
+		base->ebx = PV_SIG_EBX;
+		base->ecx = PV_SIG_ECX;
+		base->edx = PV_SIG_EDX;
+		info->eax = PV_VERSION;
+		info->ebx = PV_METHOD_PORT;
+		info->ecx = PV_PORT;
+		/*
+		 * No shared IF: a store cannot exit. MMU_RESTORE: KVM on shadow page
+		 * tables (no NPT/EPT) follows a guest page table only through the
+		 * guest's own stores, never ring3's writes from user space (pv.c).
+		 */
+		info->edx = PV_FEAT_MMU_BATCH | PV_FEAT_TIMER | PV_FEAT_MMU_RESTORE;
 	}
 	return c;
 }

@@ -325,6 +325,7 @@ const struct cpu_engine kvm_engine = {
 	.vcpu_init = kvm_vcpu_init,
 	.vcpu_run = kvm_vcpu_run,
 	.vcpu_kick = kvm_vcpu_kick,
+	.pv_cpu = kvm_pv_cpu,
 	.irq_line = kvm_irq_line,
 	.print_stats = kvm_print_stats,
 	.destroy = kvm_destroy,

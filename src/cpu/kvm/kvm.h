@@ -38,6 +38,9 @@ struct kvmcpu {
 	uint8_t mmio_len;
 	const struct vcpu_exit *mmio_exit;
 	uint64_t eintr;
+	const struct vcpu_exit *hcall_exit; /* a pv call waits for its result in EAX (pv.c) */
+	uint32_t pv_page, pv_page_la;	    /* the guest's pv shared page: physical, linear */
+	bool pv_tr;			    /* TR is the engine's TSS in that page */
 };
 
 int kvm_cpuid_fetch(struct kvmvm *kv);
@@ -51,5 +54,10 @@ int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit);
 void kvm_vcpu_kick(struct vcpu *vcpu);
 void kvm_vcpu_destroy(struct vcpu *vcpu);
 int kvm_signal_init(void);
+
+/* pv.c: the pv hypercall ABI's PORT method (docs/pv.md) */
+bool kvm_pv_exit(struct kvmcpu *kc, struct vcpu_exit *exit);
+int kvm_pv_complete(struct kvmcpu *kc);
+int64_t kvm_pv_cpu(void *vcpu, uint32_t nr, const uint32_t arg[5]);
 
 #endif

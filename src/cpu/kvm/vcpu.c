@@ -336,6 +336,10 @@ int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		memcpy(run->mmio.data, kc->mmio_exit->mmio.data, kc->mmio_len);
 		kc->mmio_read = false;
 	}
+	if (kvm_pv_complete(kc) < 0) {
+		fault(exit, kc->fd, "cannot return a hypercall's result: %s", strerror(errno));
+		return 0;
+	}
 	if (ioctl(kc->fd, KVM_RUN, 0) < 0) {
 		if (errno == EINTR || errno == EAGAIN) {
 			__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -348,7 +352,8 @@ int kvm_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 	}
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		kvm_exit_io(kc, (size_t)kv->run_size, exit);
+		if (!kvm_pv_exit(kc, exit))
+			kvm_exit_io(kc, (size_t)kv->run_size, exit);
 		break;
 	case KVM_EXIT_MMIO:
 		kvm_exit_mmio(kc, exit);
