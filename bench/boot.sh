@@ -51,7 +51,7 @@ field() { # field VMM NAME: that field of every successful run, one per line
 	echo "# boot benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -n)"
 	echo "# host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
 	echo "# outer VM: THP $(sed -n 's/^# enabled: //p' "$tmp/results.txt"), shmem THP $(sed -n 's/^# shmem_enabled: //p' "$tmp/results.txt")"
-	echo "# guest: $(basename "$(readlink -f build/guest-linux/vmlinuz-amd64)") $(ls /boot/vmlinuz-*-cloud-amd64 | sort -V | tail -1 | sed 's|/boot/vmlinuz-||'), 256 MiB, 1 vCPU, inside QEMU TCG -cpu qemu64,+svm"
+	echo "# guest: $(basename "$(readlink -f build/guest-linux/vmlinuz-amd64)") $(ls /boot/vmlinuz-*-cloud-amd64 | sort -V | tail -1 | sed 's|/boot/vmlinuz-||'), 256 MiB, 1 vCPU, inside QEMU TCG -cpu qemu64,+svm,+rdrand"
 	echo "# raw results (QEMU's status 1 is debug-exit's (0 << 1) | 1):"
 	sed 's/^/#   /' "$tmp/results.txt"
 	echo "# medians; guest = guest RAM touched (its memfd's resident pages),"

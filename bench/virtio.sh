@@ -32,7 +32,7 @@ scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" bench/virtio.inc "${extra[@]}" 
 mkdir -p bench/out
 # the console goes straight to bench/out, line by line (stdbuf: tr would hold
 # 4 KiB back), so a run cut short still shows where it was
-timeout 3000 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm -m 3072 -smp 2 \
+timeout 3000 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+rdrand -m 3072 -smp 2 \
 	-nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" \
 	-initrd "$tmp/outer.cpio.gz" -append "console=ttyS0 quiet panic=-1 mitigations=off" \
 	</dev/null | stdbuf -oL tr -d '\r' > "bench/out/$mode-console.txt" || true

@@ -50,8 +50,13 @@ fi
 # QEMU's status, or 125 when the console stayed silent for $silence seconds.
 boot_once() {
 	# Two vCPUs on two host threads: inner guests with --cpus 2 and 4 need them.
+	# RDRAND, as every x86 of the last decade has: without it the outer kernel's
+	# entropy pool is never ready (nothing in the outer VM makes it generate
+	# jitter entropy), so ring3's virtio-rng holds the inner guest's requests
+	# forever, and now and then the guest's modprobe virtio_rng with them: its
+	# add_early_randomness() waits for the reading_mutex of the hwrng thread.
 	timeout --kill-after=5 "$limit" \
-		qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm -m 2048 -smp 2 \
+		qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+rdrand -m 2048 -smp 2 \
 		-nographic -no-reboot -nodefaults -serial stdio \
 		-kernel "$kernel" -initrd "$tmp/outer.cpio.gz" \
 		-append "console=ttyS0 quiet panic=-1 mitigations=off" \
