@@ -23,7 +23,7 @@ extra=("$tmp/g/vmlinuz-amd64:/guest-bench/vmlinuz-amd64" "$tmp/g/initrd-amd64.im
 for lib in $(ldd /usr/bin/qemu-system-x86_64 | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
 	extra+=("$lib:$lib")
 done
-for f in bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do # Debian keeps SeaBIOS apart
+for f in qboot.rom bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do # Debian keeps SeaBIOS apart
 	for d in /usr/share/qemu /usr/share/seabios; do
 		[ -e $d/$f ] && extra+=("$d/$f:/usr/share/qemu/$f") && break
 	done
