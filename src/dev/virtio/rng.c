@@ -2,20 +2,19 @@
  * virtio-rng (virtio 1.2 §5.4): one queue of device-writable buffers, filled
  * from the host's getrandom(). A guest's /dev/hwrng reads from it.
  * Before the host's own pool is initialized (a fresh VM without RDRAND, such
- * as the nested test bed's, can take minutes) getrandom() has nothing to
- * give: requests then wait, un-popped, until /dev/random polls readable —
- * never an empty answer, which the guest's driver would ask again at once,
- * spinning both sides, and never a blocking call on the I/O thread.
+ * as the nested test bed's, can take minutes) GRND_NONBLOCK has nothing to
+ * give. The request is then answered at once from GRND_INSECURE, what
+ * /dev/urandom gives (QEMU's default rng backend): never an empty answer,
+ * which the guest's driver asks again at once, spinning both sides; never a
+ * held request, which stalls the guest's `modprobe virtio_rng` (its
+ * add_early_randomness() waits on the same mutex as the hwrng thread); never
+ * a blocking call on the I/O thread.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
-#include "../../core/evloop.h"
-#include "../../core/log.h"
 #include "../../core/vm.h"
 #include "virtio.h"
 
@@ -25,44 +24,14 @@
 struct virtio_rng {
 	struct virtio_dev vd;
 	struct virtq_elem e;
-	int random_fd;	 /* /dev/random, polled while the host's pool is not ready */
-	bool waiting;	 /* random_fd is on the I/O thread's loop */
 	uint8_t buf[RNG_MAX_FILL];
 };
-
-static void rng_notify(struct virtio_dev *vd, unsigned qi);
-
-/* I/O thread: the host's pool is initialized; serve what waited. */
-static void rng_on_ready(void *opaque, uint32_t events)
-{
-	struct virtio_rng *r = opaque;
-
-	(void)events;
-	evloop_del(&r->vd.vm->loop, r->random_fd);
-	pthread_mutex_lock(&r->vd.lock);
-	r->waiting = false;
-	if (virtio_running(&r->vd))
-		rng_notify(&r->vd, 0);
-	pthread_mutex_unlock(&r->vd.lock);
-}
-
-/* Lock held: getrandom() had nothing; give the request back and wait for the pool. */
-static void rng_wait(struct virtio_rng *r, unsigned qi)
-{
-	r->vd.q[qi].vq.last_avail--; /* not taken after all */
-	if (r->waiting || r->random_fd < 0)
-		return; /* without /dev/random: the driver's next doorbell tries again */
-	if (evloop_add(&r->vd.vm->loop, r->random_fd, EPOLLIN, rng_on_ready, r) == 0)
-		r->waiting = true;
-}
 
 static void rng_notify(struct virtio_dev *vd, unsigned qi)
 {
 	struct virtio_rng *r = vd->priv;
 	int more;
 
-	if (r->waiting)
-		return; /* rng_on_ready serves the queue */
 	do {
 		while (virtio_pop(vd, qi, &r->e) == 1) {
 			size_t want = r->e.in_len < RNG_MAX_FILL ? r->e.in_len : RNG_MAX_FILL;
@@ -72,12 +41,10 @@ static void rng_notify(struct virtio_dev *vd, unsigned qi)
 				virtio_error(vd, "a readable buffer in the request queue");
 				return;
 			}
-			if (want)
+			if (want) {
 				got = getrandom(r->buf, want, GRND_NONBLOCK);
-			if (got < 0 && errno == EAGAIN) {
-				virtio_queue_interrupt(vd, qi); /* for those already answered */
-				rng_wait(r, qi);
-				return;
+				if (got < 0 && errno == EAGAIN)
+					got = getrandom(r->buf, want, GRND_INSECURE);
 			}
 			if (got < 0)
 				got = 0;
@@ -107,10 +74,6 @@ int virtio_rng_init(struct vm *vm)
 	r->vd.pci_class_hi = 0x00ff; /* unclassified device */
 	r->vd.nr_queues = 1;
 	r->vd.q[0].max_size = RNG_QUEUE_SIZE;
-	r->random_fd = open("/dev/random", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (r->random_fd < 0)
-		log_msg("virtio-rng: /dev/random: %s (requests wait for the next doorbell)",
-			strerror(errno));
 	/* on failure the VM is not built, and r may still be referenced: it stays */
 	err = virtio_pci_add(vm, &r->vd);
 	return err;
