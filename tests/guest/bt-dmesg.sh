@@ -9,28 +9,11 @@
 # one of up to three boots shows is load, not a fault (see below).
 set -u
 cd "$(dirname "$0")/../.."
-G=${RING3_GUEST_DIR:-build/guest-linux}
 QEMU=qemu-system-i386
-n=0 fails=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-if [ ! -x ./ring3 ] || [ ! -f "$G/vmlinuz-i386" ] || [ ! -f "$G/initrd-i386.img" ]; then
-	echo "1..0 # SKIP ./ring3 or the i386 guest ($G, make setup) is not there"
-	exit 0
-fi
+DIAG_LINES=20
+. tests/guest/i386-guest.inc
 command -v $QEMU >/dev/null || { echo "1..0 # SKIP $QEMU is not installed"; exit 0; }
 
-result() { # ok?, description[, file with diagnostics]
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		[ -n "${3:-}" ] && tail -20 "$3" | sed 's/^/#   /'
-		fails=$((fails + 1))
-	fi
-}
 
 # The guest's warning-level lines after the readiness line, normalised.
 warnings() { # console file

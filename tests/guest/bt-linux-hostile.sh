@@ -12,15 +12,7 @@
 # the sandbox), never reach the host, and not hang (the 120 s timeout's 124).
 set -u
 cd "$(dirname "$0")/../.."
-G=${RING3_GUEST_DIR:-build/guest-linux}
-n=0 fails=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-if [ ! -x ./ring3 ] || [ ! -f "$G/vmlinuz-i386" ] || [ ! -f "$G/initrd-i386.img" ]; then
-	echo "1..0 # SKIP ./ring3 or the i386 guest ($G, make setup) is not there"
-	exit 0
-fi
+. tests/guest/i386-guest.inc
 if ! gcc -m32 -Os -static -nostdlib -ffreestanding -fno-pic -fno-asynchronous-unwind-tables \
 	-Wall -Wextra -Werror -Wl,--build-id=none -Wl,-N -Wl,--no-warn-rwx-segments -s \
 	-o "$tmp/hu" guest/linux/hostile-user.c 2>"$tmp/cc"; then
@@ -29,23 +21,8 @@ if ! gcc -m32 -Os -static -nostdlib -ffreestanding -fno-pic -fno-asynchronous-un
 fi
 hu=$(base64 -w0 "$tmp/hu")
 
-result() { # ok?, description
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		tr -d '\r' <"$tmp/out" | tail -8 | sed 's/^/#   /'
-		fails=$((fails + 1))
-	fi
-}
-
-run() { # guest shell commands after /tmp/h is in place: console in $tmp/out, status $rc
-	timeout 120 ./ring3 run --engine bt -- \
-		sh -c "echo $hu | base64 -d >/tmp/h && chmod +x /tmp/h && { $1; }" \
-		</dev/null >"$tmp/out" 2>&1
-	rc=$?
-	tr -d '\r' <"$tmp/out" | sed -n '/^ring3-guest: ready$/,$p' | sed 1d >"$tmp/cmd"
+run() { # guest shell commands after /tmp/h is in place
+	run_bt -- sh -c "echo $hu | base64 -d >/tmp/h && chmod +x /tmp/h && { $1; }"
 }
 
 # mode letter, expected status, what it does

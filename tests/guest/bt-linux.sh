@@ -6,32 +6,9 @@
 # BUG. bt-dmesg.sh compares the warnings with QEMU's; bt-virtio.sh the devices.
 set -u
 cd "$(dirname "$0")/../.."
-G=${RING3_GUEST_DIR:-build/guest-linux}
-n=0 fails=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. tests/guest/i386-guest.inc
 
-if [ ! -x ./ring3 ] || [ ! -f "$G/vmlinuz-i386" ] || [ ! -f "$G/initrd-i386.img" ]; then
-	echo "1..0 # SKIP ./ring3 or the i386 guest ($G, make setup) is not there"
-	exit 0
-fi
-
-result() { # ok?, description
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		tr -d '\r' <"$tmp/out" | tail -8 | sed 's/^/#   /'
-		fails=$((fails + 1))
-	fi
-}
-
-run() { # command...: console in $tmp/out, the guest's output after "ready" in $tmp/cmd, status $rc
-	timeout 120 ./ring3 run --engine bt -- "$@" </dev/null >"$tmp/out" 2>&1
-	rc=$?
-	tr -d '\r' <"$tmp/out" | sed -n '/^ring3-guest: ready$/,$p' | sed 1d >"$tmp/cmd"
-}
+run() { run_bt -- "$@"; } # command...
 
 start=$(date +%s.%N)
 run sh -c 'uname -m; cat /proc/cpuinfo'

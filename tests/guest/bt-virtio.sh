@@ -7,36 +7,15 @@
 # over --net user from a server on the host's loopback.
 set -u
 cd "$(dirname "$0")/../.."
-G=${RING3_GUEST_DIR:-build/guest-linux}
-n=0 fails=0
-tmp=$(mktemp -d)
+DIAG_LINES=12
+. tests/guest/i386-guest.inc
 srv=
 trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$tmp"' EXIT
-
-if [ ! -x ./ring3 ] || [ ! -f "$G/vmlinuz-i386" ] || [ ! -f "$G/initrd-i386.img" ]; then
-	echo "1..0 # SKIP ./ring3 or the i386 guest ($G, make setup) is not there"
-	exit 0
-fi
 for t in mkfs.ext4 debugfs python3; do
 	command -v $t >/dev/null || { echo "1..0 # SKIP $t is not installed"; exit 0; }
 done
 
-result() { # ok?, description
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		tr -d '\r' <"$tmp/out" | tail -12 | sed 's/^/#   /'
-		fails=$((fails + 1))
-	fi
-}
-
-run() { # ring3 options... -- command...: console in $tmp/out, after "ready" in $tmp/cmd, status $rc
-	timeout 120 ./ring3 run --engine bt "$@" </dev/null >"$tmp/out" 2>&1
-	rc=$?
-	tr -d '\r' <"$tmp/out" | sed -n '/^ring3-guest: ready$/,$p' | sed 1d >"$tmp/cmd"
-}
+run() { run_bt "$@"; } # ring3 options... -- command...
 
 # ext4 round trip
 mkfs.ext4 -q -F "$tmp/d.img" 32M >/dev/null
