@@ -21,16 +21,19 @@ extern uint32_t pv_methods, pv_features;
  * first call, as Linux patches its paravirt sites. So a call reads no memory
  * to pick its method: after a CR3 load or a TLB flush that costs a fault.
  */
+#define PV_SITE                             \
+	"1:\tint $0x82\n\t"                 \
+	".byte 0x90, 0x90, 0x90, 0x90\n\t"  \
+	".pushsection .pv_sites, \"a\"\n\t" \
+	".long 1b\n\t"                      \
+	".popsection"
+
 static inline int32_t pv_call4(uint32_t nr, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3)
 {
 	int32_t r;
 	uint32_t edx;
 
-	asm volatile("1:\tint $0x82\n\t"
-		     ".byte 0x90, 0x90, 0x90, 0x90\n\t"
-		     ".pushsection .pv_sites, \"a\"\n\t"
-		     ".long 1b\n\t"
-		     ".popsection"
+	asm volatile(PV_SITE
 		     : "=a"(r), "=d"(edx)
 		     : "a"(nr), "b"(a0), "c"(a1), "S"(a2), "D"(a3)
 		     : "memory");
@@ -43,11 +46,7 @@ static inline int32_t pv_call1(uint32_t nr, uint32_t a0)
 	int32_t r;
 	uint32_t edx;
 
-	asm volatile("1:\tint $0x82\n\t"
-		     ".byte 0x90, 0x90, 0x90, 0x90\n\t"
-		     ".pushsection .pv_sites, \"a\"\n\t"
-		     ".long 1b\n\t"
-		     ".popsection"
+	asm volatile(PV_SITE
 		     : "=a"(r), "=d"(edx)
 		     : "a"(nr), "b"(a0)
 		     : "memory");
@@ -60,11 +59,7 @@ static inline int32_t pv_call(uint32_t nr, uint32_t a0, uint32_t a1)
 	int32_t r;
 	uint32_t edx;
 
-	asm volatile("1:\tint $0x82\n\t"
-		     ".byte 0x90, 0x90, 0x90, 0x90\n\t"
-		     ".pushsection .pv_sites, \"a\"\n\t"
-		     ".long 1b\n\t"
-		     ".popsection"
+	asm volatile(PV_SITE
 		     : "=a"(r), "=d"(edx)
 		     : "a"(nr), "b"(a0), "c"(a1)
 		     : "memory");

@@ -11,6 +11,7 @@ K=${TESTKERNEL_PV:-build/guest/testkernel-pv.elf}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+. tests/guest/kernel-tap.inc
 if [ ! -x ./ring3 ] || [ ! -f "$K" ]; then
 	echo "1..0 # SKIP ./ring3 or $K is not built"
 	exit 0
@@ -20,32 +21,9 @@ timeout 300 ./ring3 run --engine bt --stats --kernel "$K" </dev/null >"$tmp/out"
 rc=$?
 tr -d '\r' <"$tmp/out" >"$tmp/tap"
 
-n=0 fails=0 kfails=0 kchecks=0 pvchecks=0
-while IFS= read -r line; do
-	case $line in
-	"ok "*)
-		kchecks=$((kchecks + 1)) n=$((n + 1))
-		case $line in *" - pv: "*) pvchecks=$((pvchecks + 1)) ;; esac
-		echo "ok $n - pv kernel: ${line#* - }"
-		;;
-	"not ok "*)
-		kchecks=$((kchecks + 1)) kfails=$((kfails + 1)) n=$((n + 1))
-		echo "not ok $n - pv kernel: ${line#* - }"
-		fails=$((fails + 1))
-		;;
-	"#   "* | "Bail out!"*) echo "# $line" ;;
-	esac
-done <"$tmp/tap"
-
-plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$tmp/tap")
-n=$((n + 1))
-if [ -n "$plan" ] && [ "$plan" = "$kchecks" ] && [ "$rc" = "$kfails" ]; then
-	echo "ok $n - ring3 exited with the pv kernel's failure count $rc after its plan 1..$plan"
-else
-	echo "not ok $n - ring3 exited with status $rc; the pv kernel failed $kfails of $kchecks (plan ${plan:-none})"
-	sed 's/^/#   /' "$tmp/err" | tail -5
-	fails=$((fails + 1))
-fi
+kernel_tap "pv kernel"
+pvchecks=$(grep -c '^ok .* - pv: ' "$tmp/tap")
+kernel_status "the pv kernel" "$rc"
 
 # the kernel really is the pv build: its ABI checks ran (discovery, errors, MMU_UPDATE)
 n=$((n + 1))

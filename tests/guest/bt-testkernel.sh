@@ -12,6 +12,7 @@ K=${TESTKERNEL:-build/guest/testkernel.elf}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+. tests/guest/kernel-tap.inc
 if [ ! -x ./ring3 ] || [ ! -f "$K" ]; then
 	echo "1..0 # SKIP ./ring3 or $K is not built"
 	exit 0
@@ -21,31 +22,8 @@ timeout 300 ./ring3 run --engine bt --kernel "$K" </dev/null >"$tmp/out" 2>"$tmp
 rc=$?
 tr -d '\r' <"$tmp/out" >"$tmp/tap"
 
-n=0 fails=0 kfails=0 kchecks=0
-while IFS= read -r line; do
-	case $line in
-	"ok "*)
-		kchecks=$((kchecks + 1)) n=$((n + 1))
-		echo "ok $n - kernel: ${line#* - }"
-		;;
-	"not ok "*)
-		kchecks=$((kchecks + 1)) kfails=$((kfails + 1)) n=$((n + 1))
-		echo "not ok $n - kernel: ${line#* - }"
-		fails=$((fails + 1))
-		;;
-	"#   "* | "Bail out!"*) echo "# $line" ;;
-	esac
-done <"$tmp/tap"
-
-plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$tmp/tap")
-n=$((n + 1))
-if [ -n "$plan" ] && [ "$plan" = "$kchecks" ] && [ "$rc" = "$kfails" ]; then
-	echo "ok $n - ring3 exited with the kernel's failure count $rc after its plan 1..$plan"
-else
-	echo "not ok $n - ring3 exited with status $rc; the kernel failed $kfails of $kchecks (plan ${plan:-none})"
-	sed 's/^/#   /' "$tmp/err" | tail -5
-	fails=$((fails + 1))
-fi
+kernel_tap kernel
+kernel_status "the kernel" "$rc"
 
 # direct ring 3: the four non-trapping reads show host values, nothing else differs
 timeout 300 ./ring3 run --engine bt --bt-user direct --kernel "$K" </dev/null >"$tmp/out" 2>"$tmp/err"
