@@ -69,29 +69,36 @@ static int set_cpus(struct vm_config *c, const char *v)
 	return 0;
 }
 
+/* The index of v in names (the enum's order), or -EINVAL. */
+static int keyword(const char *v, const char *const names[], int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(v, names[i]))
+			return i;
+	return -EINVAL;
+}
+
 static int set_engine(struct vm_config *c, const char *v)
 {
-	if (!strcmp(v, "auto"))
-		c->engine = ENGINE_AUTO;
-	else if (!strcmp(v, "kvm"))
-		c->engine = ENGINE_KVM;
-	else if (!strcmp(v, "bt"))
-		c->engine = ENGINE_BT;
-	else
-		return -EINVAL;
+	static const char *const names[] = { [ENGINE_AUTO] = "auto", [ENGINE_KVM] = "kvm",
+					     [ENGINE_BT] = "bt" };
+	int i = keyword(v, names, (int)(sizeof(names) / sizeof(names[0])));
+
+	if (i < 0)
+		return i;
+	c->engine = (enum engine_choice)i;
 	return 0;
 }
 
 static int set_bt_user(struct vm_config *c, const char *v)
 {
-	if (!strcmp(v, "auto"))
-		c->bt_user = BT_USER_AUTO;
-	else if (!strcmp(v, "direct"))
-		c->bt_user = BT_USER_DIRECT;
-	else if (!strcmp(v, "translate"))
-		c->bt_user = BT_USER_TRANSLATE;
-	else
-		return -EINVAL;
+	static const char *const names[] = { [BT_USER_AUTO] = "auto", [BT_USER_DIRECT] = "direct",
+					     [BT_USER_TRANSLATE] = "translate" };
+	int i = keyword(v, names, (int)(sizeof(names) / sizeof(names[0])));
+
+	if (i < 0)
+		return i;
+	c->bt_user = (enum bt_user_mode)i;
 	return 0;
 }
 
