@@ -4,6 +4,7 @@
  * guest's status (debug-exit port, -- COMMAND's status, 0 on power-off).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,13 +152,32 @@ static unsigned long host_tsc_khz(void)
 	return 0;
 }
 
+/* Appends one space-separated argument to a VM_MAX_CMDLINE buffer holding len bytes. */
+__attribute__((format(printf, 3, 4))) static void cmdline_add(char *buf, size_t *len,
+								const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (*len)
+		buf[(*len)++] = ' ';
+	va_start(ap, fmt);
+	r = vsnprintf(buf + *len, VM_MAX_CMDLINE - *len, fmt, ap);
+	va_end(ap);
+	if (r < 0 || (size_t)r >= VM_MAX_CMDLINE - *len)
+		die("the kernel command line is too long (at most %d bytes)", VM_MAX_CMDLINE - 1);
+	*len += (size_t)r;
+}
+
 static int cmd_run(int argc, char **argv)
 {
-	static char kernel[PATH_MAX + 32], initrd[PATH_MAX + 32], append[VM_MAX_CMDLINE];
+	static char kernel[PATH_MAX + 32], initrd[PATH_MAX + 32];
+	static char append[VM_MAX_CMDLINE], tuned[VM_MAX_CMDLINE];
 	static struct vm vm;
 	struct vm_config cfg;
 	const struct cpu_engine *engine;
 	char err[256], why[256], dir[PATH_MAX];
+	size_t n = 0;
 	int r;
 
 	r = options_parse_run(argc, argv, &cfg, err, sizeof(err));
@@ -189,19 +209,13 @@ static int cmd_run(int argc, char **argv)
 			    strerror(errno));
 		cfg.kernel = kernel;
 		cfg.initrd = initrd;
-		r = snprintf(append, sizeof(append), "console=ttyS0 panic=-1 quiet%s%s",
-			     cfg.append ? " " : "", cfg.append ? cfg.append : "");
-		if (arch[0] == 'i') { /* under bt: see host_tsc_khz() */
-			unsigned long khz = host_tsc_khz();
-
-			if (khz)
-				r += snprintf(append + r, sizeof(append) - (size_t)r,
-					      " tsc_early_khz=%lu", khz);
-		}
+		cmdline_add(append, &n, "console=ttyS0 panic=-1 quiet");
+		if (cfg.append)
+			cmdline_add(append, &n, "%s", cfg.append);
 		if (cfg.command) {
 			if (encode_command(cfg.command, cmd, sizeof(cmd)))
 				die("the command is too long for the kernel command line");
-			r = snprintf(append + r, sizeof(append) - (size_t)r, " ring3.cmd=%s", cmd);
+			cmdline_add(append, &n, "ring3.cmd=%s", cmd);
 		}
 		cfg.append = append;
 	}
@@ -212,6 +226,18 @@ static int cmd_run(int argc, char **argv)
 	if (loader_probe(&cfg, why, sizeof(why)))
 		die("%s", why);
 	engine = choose_engine(&cfg);
+	/* An i386 Linux under bt reads the host's TSC: tell it the rate (host_tsc_khz()). */
+	if (engine == &bt_engine && cfg.kernel_kind == KERNEL_BZIMAGE32) {
+		unsigned long khz = host_tsc_khz();
+
+		if (khz) { /* first, so that the user's own tsc_early_khz= wins */
+			n = 0;
+			cmdline_add(tuned, &n, "tsc_early_khz=%lu", khz);
+			if (cfg.append)
+				cmdline_add(tuned, &n, "%s", cfg.append);
+			cfg.append = tuned;
+		}
+	}
 	log_debug("engine %s", engine->name);
 
 	if (console_open(&cfg) < 0)
