@@ -212,11 +212,16 @@ int vm_run(struct vm *vm)
 	return vm->exit_status;
 }
 
+/*
+ * Devices go before the engine: their threads (blk workers, the net thread,
+ * the pv timer) may still complete a request and raise an interrupt, which
+ * reaches the engine (KVM's irqfd or MSI routes), until they are joined.
+ */
 void vm_destroy(struct vm *vm)
 {
-	vm->engine->destroy(vm);
 	pv_destroy(vm);
 	dev_destroy_all(vm);
+	vm->engine->destroy(vm);
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		free(vm->vcpu[i]);
 	evloop_destroy(&vm->loop);
