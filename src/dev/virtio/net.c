@@ -394,7 +394,7 @@ static void *net_thread(void *arg)
 		}
 		if (n->tap_fd >= 0 && (n->pfd[1].revents & POLLIN)) {
 			for (int k = 0; k < 64; k++) {
-				/* IFF_VNET_HDR: a header first; no TUNSETOFFLOAD, so never GSO */
+				/* IFF_VNET_HDR: a header first; offloads are off (net_tap), so never GSO */
 				ssize_t len = read(n->tap_fd, n->frame, sizeof(n->frame));
 
 				if (len <= 0)
@@ -478,6 +478,17 @@ static int net_tap(struct net *n, const struct vm_net *cfg)
 		int err = -errno;
 
 		log_msg("--net tap:%s: TUNSETVNETHDRSZ: %s", cfg->tap, strerror(-err));
+		return err;
+	}
+	/*
+	 * No offloads towards us: a persistent tap keeps what its last user
+	 * (QEMU, say) set, and would hand us 64 KiB GSO frames and partial
+	 * checksums that the receive path below does not carry to the guest.
+	 */
+	if (ioctl(n->tap_fd, TUNSETOFFLOAD, 0ul) < 0) {
+		int err = -errno;
+
+		log_msg("--net tap:%s: TUNSETOFFLOAD: %s", cfg->tap, strerror(-err));
 		return err;
 	}
 	return 0;
