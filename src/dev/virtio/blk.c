@@ -207,19 +207,14 @@ static void blk_complete_req(struct blk *b, struct blk_req *r)
 	b->free = r;
 }
 
-/* A worker finished requests (its thread; the device lock is not held). */
-void blk_completed(struct blk *b, struct blk_req *done)
+/* A worker finished a request (its thread; the device lock is not held). */
+void blk_completed(struct blk *b, struct blk_req *r)
 {
 	struct virtio_dev *vd = &b->vd;
 
 	pthread_mutex_lock(&vd->lock);
-	while (done) {
-		struct blk_req *next = done->next;
-
-		b->inflight--;
-		blk_complete_req(b, done);
-		done = next;
-	}
+	b->inflight--;
+	blk_complete_req(b, r);
 	if (virtio_running(vd)) {
 		virtio_queue_interrupt(vd, 0);
 		blk_process(b); /* slots are free again */

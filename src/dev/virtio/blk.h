@@ -53,7 +53,7 @@ struct blk {
 int blkio_start(struct vm *vm, struct blk *b);
 void blkio_submit(struct blk *b, struct blk_req *r);
 void blkio_stop(struct blk *b);
-/* Called by a worker with the requests it finished (takes vd->lock). */
-void blk_completed(struct blk *b, struct blk_req *done);
+/* Called by a worker with the request it finished (takes vd->lock). */
+void blk_completed(struct blk *b, struct blk_req *r);
 
 #endif

