@@ -9,14 +9,15 @@
 # bench/boot.sh).
 #
 # The outer VM's userspace prints "@@NESTED alive" every 20 s, and its kernel
-# "@@NESTED kernel alive". Now and then (seen in about one nested run in ten,
-# more under load) the outer VM's console stops for good in the middle of a
-# payload: the test bed failing, not ring3. So after NESTED_SILENCE seconds
+# "@@NESTED kernel alive". Before the outer VM stopped running
+# khugepaged (about one nested run in three, docs/kvm.md) its console could
+# stop for good in the middle of a payload. So after NESTED_SILENCE seconds
 # (120) without a line from userspace, QEMU is killed, the fact is printed as
 # "@@NESTED silent ..." (saying whether the kernel's heartbeat went on, i.e.
 # a stalled tty rather than a wedged VM), and the payload runs once more from
 # the start, up to NESTED_TRIES boots (3). The last stall ends the run with
-# status 125.
+# status 125. tests/nested/bed.inc fails a run in which the outer kernel
+# stopped, even when a retry passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 payload=$1 limit=$2

@@ -92,12 +92,6 @@ while IFS= read -r line; do
 	"#"*) echo "$line" ;;
 	esac
 done < <(sed -n 's/^@@TAP //p' "$tmp/console.txt")
-sed -n 's/^@@NESTED silent/# nested test bed: silent/p; s/^@@NESTED |/#/p' "$tmp/console.txt"
-
-if ! grep -q "^@@NESTED done" "$tmp/console.txt"; then
-	notok "the nested test bed ran to its end (QEMU status $qrc after ${secs}s; 124 is the timeout, 125 a wedged outer VM)" \
-		"$(grep -v 'NESTED.*alive' "$tmp/console.txt" | tail -20)"
-else
-	echo "# nested test bed: ${secs}s of wall time"
-fi
+. tests/nested/bed.inc
+bed_checks "$tmp/console.txt" "$qrc" "$secs"
 echo "1..$n"
