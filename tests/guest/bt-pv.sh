@@ -9,6 +9,7 @@ set -u
 cd "$(dirname "$0")/../.."
 K=${TESTKERNEL_PV:-build/guest/testkernel-pv.elf}
 . tests/guest/kernel-tap.inc
+kernel_setup
 
 timeout 300 ./ring3 run --engine bt --stats --kernel "$K" </dev/null >"$tmp/out" 2>"$tmp/err"
 rc=$?

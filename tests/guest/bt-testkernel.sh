@@ -10,6 +10,7 @@ set -u
 cd "$(dirname "$0")/../.."
 K=${TESTKERNEL:-build/guest/testkernel.elf}
 . tests/guest/kernel-tap.inc
+kernel_setup
 
 timeout 300 ./ring3 run --engine bt --kernel "$K" </dev/null >"$tmp/out" 2>"$tmp/err"
 rc=$?

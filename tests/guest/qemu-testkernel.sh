@@ -28,8 +28,7 @@ fi
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-n=0
-failed=0
+. "$ROOT/tests/guest/kernel-tap.inc"
 
 ok() { # ok COND DESCRIPTION
 	n=$((n + 1))
@@ -37,7 +36,7 @@ ok() { # ok COND DESCRIPTION
 		echo "ok $n - $2"
 	else
 		echo "not ok $n - $2"
-		failed=$((failed + 1))
+		fails=$((fails + 1))
 	fi
 }
 
@@ -54,20 +53,10 @@ run() {
 # 1. The checks: each kernel TAP line becomes one of ours, diagnostics follow it.
 run "$TMP/checks"
 checks_status=$status
-kernel_checks=0
-while IFS= read -r line; do
-	case $line in
-	"ok "* | "not ok "*)
-		kernel_checks=$((kernel_checks + 1))
-		desc=${line#* - }
-		case $line in ok*) ok 0 "kernel: $desc" ;; *) ok 1 "kernel: $desc" ;; esac
-		;;
-	"#   "* | "Bail out!"*) echo "# $line" ;;
-	esac
-done <"$TMP/checks"
+kernel_tap kernel "$TMP/checks"
 plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$TMP/checks")
-ok "$([ -n "$plan" ] && [ "$plan" = "$kernel_checks" ] && [ "$plan" -gt 0 ]; echo $?)" \
-	"kernel printed its plan (1..${plan:-?}) after $kernel_checks checks"
+ok "$([ -n "$plan" ] && [ "$plan" = "$kchecks" ] && [ "$plan" -gt 0 ]; echo $?)" \
+	"kernel printed its plan (1..${plan:-?}) after $kchecks checks"
 ok "$([ "$checks_status" = 1 ]; echo $?)" \
 	"QEMU exit status 1: the kernel wrote 0 failures to port 0xf4 (got $checks_status)"
 [ "$checks_status" = 1 ] || sed 's/^/# stderr: /' "$TMP/checks.err" | head -5
@@ -102,4 +91,4 @@ if [ -x "$NATIVE" ]; then
 fi
 
 echo "1..$n"
-[ "$failed" = 0 ]
+[ "$fails" = 0 ]
