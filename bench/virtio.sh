@@ -6,7 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=$1 rounds=${2:-3}
-kernel=$(ls /boot/vmlinuz-*-cloud-amd64 | sort -V | tail -1)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for t in blkbench netbench; do
@@ -16,26 +15,13 @@ scripts/mkinitramfs.sh amd64 "$tmp/g" build/guest/blkbench-amd64:/bin/blkbench \
 	build/guest/netbench-amd64:/bin/netbench >/dev/null
 echo "$mode" > "$tmp/mode"
 echo "$rounds" > "$tmp/rounds"
-# QEMU for the outer VM, with its libraries and firmware
 extra=("$tmp/g/vmlinuz-amd64:/guest-bench/vmlinuz-amd64" "$tmp/g/initrd-amd64.img:/guest-bench/initrd-amd64.img"
-	"$tmp/mode:/bench/mode" "$tmp/rounds:/bench/rounds" build/guest/netbench-amd64:/usr/local/bin/netbench
-	/usr/bin/qemu-system-x86_64:/usr/bin/qemu-system-x86_64)
-for lib in $(ldd /usr/bin/qemu-system-x86_64 | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
-	extra+=("$lib:$lib")
-done
-for f in qboot.rom bios-256k.bin linuxboot_dma.bin kvmvapic.bin; do # Debian keeps SeaBIOS apart
-	for d in /usr/share/qemu /usr/share/seabios; do
-		[ -e $d/$f ] && extra+=("$d/$f:/usr/share/qemu/$f") && break
-	done
-done
-scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" bench/virtio.inc "${extra[@]}" >/dev/null
+	"$tmp/mode:/bench/mode" "$tmp/rounds:/bench/rounds" build/guest/netbench-amd64:/usr/local/bin/netbench)
 mkdir -p bench/out
-# the console goes straight to bench/out, line by line (stdbuf: tr would hold
-# 4 KiB back), so a run cut short still shows where it was
-timeout 3000 qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+rdrand -m 3072 -smp 2 \
-	-nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" \
-	-initrd "$tmp/outer.cpio.gz" -append "console=ttyS0 quiet panic=-1 mitigations=off" \
-	</dev/null | stdbuf -oL tr -d '\r' > "bench/out/$mode-console.txt" || true
+# QEMU in the outer VM (NESTED_QEMU=1); the raw console goes to bench/out as
+# it comes, so a run cut short still shows where it was
+NESTED_QEMU=1 NESTED_MEM=3072 NESTED_CONSOLE="bench/out/$mode-console.raw" \
+	scripts/nested-run.sh bench/virtio.inc 3000 "${extra[@]}" > "bench/out/$mode-console.txt" || true
 sed -n 's/^@@BENCH //p' "bench/out/$mode-console.txt" > "bench/out/$mode.txt"
 python3 - "$mode" "bench/out/$mode.txt" <<'PY'
 import math, statistics, sys

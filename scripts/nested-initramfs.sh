@@ -54,7 +54,8 @@ for lib in $(ldd "$ring3" | grep -oE '/[^ ]+'); do
 	cp -L "$lib" "$tmp/$lib"
 done
 
-# QEMU itself, for bench/boot.sh's side-by-side runs (NESTED_QEMU=1).
+# QEMU itself, for the benchmarks' side-by-side runs (NESTED_QEMU=1), with the
+# firmware they boot: microvm's, qboot, and SeaBIOS (Debian keeps it apart).
 if [ "${NESTED_QEMU:-0}" = 1 ]; then
 	qemu=$(command -v qemu-system-x86_64)
 	cp "$qemu" "$tmp/bin/qemu-system-x86_64"
@@ -63,8 +64,10 @@ if [ "${NESTED_QEMU:-0}" = 1 ]; then
 		cp -L "$lib" "$tmp/$lib"
 	done
 	mkdir -p "$tmp/usr/share/qemu"
-	for f in bios-microvm.bin linuxboot_dma.bin kvmvapic.bin pvh.bin; do
-		cp -L "/usr/share/qemu/$f" "$tmp/usr/share/qemu/$f"
+	for f in bios-microvm.bin linuxboot_dma.bin kvmvapic.bin pvh.bin qboot.rom bios-256k.bin; do
+		for d in /usr/share/qemu /usr/share/seabios; do
+			[ -e "$d/$f" ] && cp -L "$d/$f" "$tmp/usr/share/qemu/$f" && break
+		done
 	done
 fi
 

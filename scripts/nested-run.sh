@@ -6,7 +6,8 @@
 # on stdout. Exits with QEMU's status (124 on the timeout, 125 when the outer
 # VM went silent twice). Only the QEMU this script started is ever killed, and
 # its files are removed. NESTED_QEMU=1 also puts QEMU into the outer VM (for
-# bench/boot.sh).
+# the benchmarks), NESTED_MEM sets the outer VM's MiB (2048), and
+# NESTED_CONSOLE=FILE keeps the raw console in FILE as it comes.
 #
 # The outer VM's userspace prints "@@NESTED alive" every 20 s, and its kernel
 # "@@NESTED kernel alive". Before the outer VM stopped running
@@ -23,6 +24,7 @@ cd "$(dirname "$0")/.."
 payload=$1 limit=$2
 shift 2
 silence=${NESTED_SILENCE:-120}
+console=${NESTED_CONSOLE:-}
 
 kernel=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -1)
 if [ -z "$kernel" ] || ! command -v qemu-system-x86_64 >/dev/null; then
@@ -30,6 +32,7 @@ if [ -z "$kernel" ] || ! command -v qemu-system-x86_64 >/dev/null; then
 	exit 2
 fi
 tmp=$(mktemp -d)
+console=${console:-$tmp/console.log}
 qpid=""
 cleanup() {
 	if [ -n "$qpid" ]; then
@@ -47,7 +50,7 @@ if ! scripts/nested-initramfs.sh "$tmp/outer.cpio.gz" "$payload" "$@" >"$tmp/bui
 	exit 2
 fi
 
-# boot_once: one boot of the outer VM, console in $tmp/console.log. Returns
+# boot_once: one boot of the outer VM, console in $console. Returns
 # QEMU's status, or 125 when the console stayed silent for $silence seconds.
 boot_once() {
 	# Two vCPUs on two host threads: inner guests with --cpus 2 and 4 need them.
@@ -57,17 +60,18 @@ boot_once() {
 	# forever, and now and then the guest's modprobe virtio_rng with them: its
 	# add_early_randomness() waits for the reading_mutex of the hwrng thread.
 	timeout --kill-after=5 "$limit" \
-		qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+rdrand -m 2048 -smp 2 \
+		qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64,+svm,+rdrand \
+		-m "${NESTED_MEM:-2048}" -smp 2 \
 		-nographic -no-reboot -nodefaults -serial stdio \
 		-kernel "$kernel" -initrd "$tmp/outer.cpio.gz" \
 		-append "console=ttyS0 quiet panic=-1 mitigations=off" \
-		</dev/null >"$tmp/console.log" 2>&1 &
+		</dev/null >"$console" 2>&1 &
 	qpid=$!
 	local lines last=-1 since
 	since=$(date +%s)
 	while kill -0 "$qpid" 2>/dev/null; do
 		sleep 2
-		lines=$(grep -vc 'NESTED kernel alive' "$tmp/console.log" 2>/dev/null)
+		lines=$(grep -vc 'NESTED kernel alive' "$console" 2>/dev/null)
 		if [ "$lines" != "$last" ]; then
 			last=$lines since=$(date +%s)
 		elif [ $(($(date +%s) - since)) -ge "$silence" ]; then
@@ -90,12 +94,12 @@ for attempt in $(seq 1 "$tries"); do
 	rc=$?
 	[ "$rc" = 125 ] || break
 	# the kernel's heartbeats after the last line from userspace
-	k=$(tr -d '\r' < "$tmp/console.log" | sed -n '/^@@NESTED alive/h; /NESTED kernel alive/H; ${x;p}' |
+	k=$(tr -d '\r' < "$console" | sed -n '/^@@NESTED alive/h; /NESTED kernel alive/H; ${x;p}' |
 		grep -c 'kernel alive')
 	echo "@@NESTED silent: no line from the outer VM's userspace for ${silence} s," \
 		"$(($(date +%s) - start)) s into boot $attempt of $tries; the kernel's heartbeat went on" \
 		"$k times after it ($([ "$k" -gt 1 ] && echo "a stalled tty" || echo "a wedged VM")); its last lines:"
-	tr -d '\r' < "$tmp/console.log" | grep -v 'NESTED.*alive' | tail -3 | sed 's/^/@@NESTED |   /'
+	tr -d '\r' < "$console" | grep -v 'NESTED.*alive' | tail -3 | sed 's/^/@@NESTED |   /'
 done
-tr -d '\r' < "$tmp/console.log"
+tr -d '\r' < "$console"
 exit "$rc"
