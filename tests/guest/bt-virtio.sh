@@ -48,21 +48,35 @@ result "$([ "$rc" = 0 ] && grep -q '^virtio_rng' "$tmp/cmd" && grep -qx len=128 
 	grep -qx differ "$tmp/cmd" && [ "${rngout:-0}" -ge 128 ]; echo $?)" \
 	"/dev/hwrng is virtio-rng: two 64-byte reads differ, --stats counts >= 128 bytes from the device"
 
+# wait_port FILE: the port a server wrote to FILE (renamed into place once
+# written), or nothing after 5 s
+wait_port() {
+	for _ in $(seq 50); do [ -s "$1" ] && break; sleep 0.1; done
+	cat "$1" 2>/dev/null
+}
+# serve ADDR [PREFIX...]: an HTTP server for $tmp/www on ADDR (run under
+# PREFIX, e.g. ip netns exec NS), its port picked by the kernel: sets srv, port
+serve() {
+	local addr=$1
+	shift
+	rm -f "$tmp/port"
+	"$@" python3 - "$tmp/www" "$tmp/port" "$addr" <<'PY' 2>/dev/null &
+import functools, http.server, os, sys
+h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+s = http.server.HTTPServer((sys.argv[3], 0), h)
+open(sys.argv[2] + ".tmp", "w").write(str(s.server_address[1]))
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+s.serve_forever()
+PY
+	srv=$!
+	port=$(wait_port "$tmp/port")
+}
+
 # virtio-net through --net user: a server on the host's loopback, port picked by the kernel
 mkdir -p "$tmp/www"
 seq 1 30000 >"$tmp/www/f.txt"
 want=$(sha256sum <"$tmp/www/f.txt" | cut -d' ' -f1)
-python3 - "$tmp/www" "$tmp/port" <<'PY' 2>/dev/null &
-import functools, http.server, sys
-h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
-s = http.server.HTTPServer(("127.0.0.1", 0), h)
-open(sys.argv[2] + ".tmp", "w").write(str(s.server_address[1]))
-__import__("os").rename(sys.argv[2] + ".tmp", sys.argv[2])
-s.serve_forever()
-PY
-srv=$!
-for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-port=$(cat "$tmp/port" 2>/dev/null)
+serve 127.0.0.1
 netup='ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2'
 run --net user -- sh -c "$netup && wget -q -O - http://10.0.2.2:$port/f.txt | sha256sum"
 result "$([ -n "$port" ] && [ "$rc" = 0 ] && grep -q "^$want " "$tmp/cmd"; echo $?)" \
@@ -89,8 +103,7 @@ while True:
 print(h.hexdigest(), n, flush=True)
 PY
 sink=$!
-for _ in $(seq 50); do [ -s "$tmp/sinkport" ] && break; sleep 0.1; done
-sport=$(cat "$tmp/sinkport" 2>/dev/null)
+sport=$(wait_port "$tmp/sinkport")
 want=$(seq 1 1000000 | sha256sum | cut -d' ' -f1)
 run --net user -- sh -c "$netup && seq 1 1000000 | nc 10.0.2.2 $sport; echo nc=\$?
 	for d in /sys/bus/virtio/devices/*; do
@@ -115,18 +128,7 @@ else
 	ip -n "$ns" addr add 10.9.0.1/24 dev r3tap0
 	ip -n "$ns" link set r3tap0 up
 	kill "$srv" 2>/dev/null
-	rm -f "$tmp/port"
-	ip netns exec "$ns" python3 - "$tmp/www" "$tmp/port" <<'PY' 2>/dev/null &
-import functools, http.server, os, sys
-h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
-s = http.server.HTTPServer(("10.9.0.1", 0), h)
-open(sys.argv[2] + ".tmp", "w").write(str(s.server_address[1]))
-os.rename(sys.argv[2] + ".tmp", sys.argv[2])
-s.serve_forever()
-PY
-	srv=$!
-	for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-	port=$(cat "$tmp/port" 2>/dev/null)
+	serve 10.9.0.1 ip netns exec "$ns"
 	want=$(sha256sum <"$tmp/www/f.txt" | cut -d' ' -f1)
 	timeout 120 ip netns exec "$ns" ./ring3 run --engine bt --net tap:r3tap0 -- sh -c \
 		"ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0 && wget -q -O - http://10.9.0.1:$port/f.txt | sha256sum" \
