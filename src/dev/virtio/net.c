@@ -527,9 +527,16 @@ int virtio_net_init(struct vm *vm)
 	n->vd.q[NET_TX].max_size = NET_QUEUE_SIZE;
 	n->vd.host_features = 1ull << VIRTIO_NET_F_MAC | 1ull << VIRTIO_NET_F_STATUS |
 			      1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_NET_F_CSUM |
-			      1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6;
+			      1ull << VIRTIO_NET_F_HOST_TSO4;
+	/*
+	 * libslirp's IPv6 (off here anyway) answers a packet over the link MTU
+	 * with "packet too big" instead of taking it as TCP takes a large IPv4
+	 * segment, so TSO6 only where a tap carries it.
+	 */
 	if (n->slirp)
 		n->vd.host_features |= 1ull << VIRTIO_NET_F_GUEST_CSUM;
+	else
+		n->vd.host_features |= 1ull << VIRTIO_NET_F_HOST_TSO6;
 	err = virtio_pci_add(vm, &n->vd);
 	if (err)
 		return err;
