@@ -17,8 +17,11 @@
 #include "../core/vm.h"
 #include "pci.h"
 
-/* INTx lines by slot: IRQs no PC device of ring3 uses, as a BIOS would pick. */
-static const uint8_t intx_irq[] = { 10, 11, 5, 7, 3 };
+/*
+ * INTx lines by slot: IRQs no PC device of ring3 uses, as a BIOS would pick
+ * (not 5: the pv ABI's timer, abi.h PV_TIMER_IRQ, raises it as an edge).
+ */
+static const uint8_t intx_irq[] = { 10, 11, 7, 3, 14, 15 };
 
 struct pci {
 	struct vm *vm;
