@@ -333,12 +333,61 @@ static void test_shadow(void)
 	signal(SIGSEGV, SIG_DFL);
 }
 
+/*
+ * A 4 MiB page made read-only, then a CR3 load or a CR4.PGE toggle: its first
+ * page holds translated code (read-only in the shadow whatever the PDE says),
+ * which must not make the check miss that the other 1023 were writable.
+ */
+static void test_big_recheck(void)
+{
+	struct bt_fault f = { .vec = -1 };
+	uint64_t mmio = 0;
+	uint32_t pde = PD + (0x80000000u >> 22) * 4, cr4 = rt.cpu->cr4, v;
+
+	signal(SIGSEGV, on_segv);
+	mmu_flush(false);
+	*phys32(pde) = 0x00800000 | P | W | PS | A | D;
+	ok(mmu_fault(0x80001000u, PFERR_W, &f, &mmio) == 0 && writable(0x80001000u, 5),
+	   "4 MiB page mapped writable");
+	mmu_code_page(0x00800000);
+	ok(!writable(0x80000000u, 1) && writable(0x80001000u, 5),
+	   "translated code in its first page: that page read-only, the others not");
+	*phys32(pde) = 0x00800000 | P | PS | A | D;
+	mmu_cr3_loaded();
+	ok(!writable(0x80001000u, 6) && *phys32(0x00801000) == 5,
+	   "made read-only, then a CR3 load: no page of it stays writable");
+
+	*phys32(pde) = 0x00800000 | P | W | PS | A | D;
+	ok(mmu_fault(0x80001000u, PFERR_W, &f, &mmio) == 0 && writable(0x80001000u, 5) &&
+		   !writable(0x80000000u, 1),
+	   "mapped writable again, the code page still read-only");
+	*phys32(pde) = 0x00800000 | P | PS | A | D;
+	rt.cpu->cr4 = cr4 | CR4_PGE;
+	mmu_cr_changed(rt.cpu->cr0, cr4);
+	ok(!writable(0x80001000u, 7) && *phys32(0x00801000) == 5,
+	   "the same through a CR4.PGE toggle");
+	rt.cpu->cr4 = cr4;
+
+	mmu_flush(false);
+	*phys32(pde) = 0x00800000 | 0x1000 | P | W | PS | A | D; /* PAT set: bit 12 */
+	ok(mmu_fault(0x80001000u, 0, &f, &mmio) == 0 && readable(0x80001000u, &v),
+	   "a 4 MiB page with PAT set mapped");
+	uint64_t kept = rt.st->reval_kept, sf = rt.st->shadow_faults;
+	mmu_cr3_loaded();
+	ok(readable(0x80001000u, &v) && rt.st->reval_kept == kept + 1024 && rt.st->shadow_faults == sf,
+	   "a CR3 load keeps it: PAT is not part of the frame");
+	*phys32(pde) = 0x00800000 | P | W | PS;
+	mmu_flush(false);
+	signal(SIGSEGV, SIG_DFL);
+}
+
 int main(void)
 {
 	setup();
 	test_walks();
 	test_vmem();
 	test_shadow();
+	test_big_recheck();
 	mmu_flush(false);
 	return done_testing();
 }

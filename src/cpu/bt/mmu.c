@@ -43,7 +43,14 @@ static uint32_t vpage_pa[NPAGES]; /* the guest-physical page each mapped virtual
 static uint64_t code_bits[CODE_PAGES / 64];
 static uint16_t region_pages[NREGIONS];
 static uint64_t active[(NREGIONS + 63) / 64]; /* regions that may have pages: what to scan */
-static uint8_t region_big[NREGIONS]; /* mapped as one 4 MiB page */
+/*
+ * Regions mapped as one 4 MiB page: BIG_MAPPED, and BIG_W if the PDE granted
+ * a writable mapping. The per-page w_bits cannot say that: translated code
+ * makes single pages of it read-only.
+ */
+#define BIG_MAPPED 1u
+#define BIG_W 2u
+static uint8_t region_big[NREGIONS];
 static unsigned nr_maps;
 static unsigned n_global; /* pages mapped as global (a count that may run high: a hint) */
 static bool identity; /* paging off: all RAM below BT_TOP is mapped at its address */
@@ -462,25 +469,29 @@ static bool still_valid(uint32_t la, bool *global)
 	return sup == bit(sup_bits, pg);
 }
 
-/* The same for a 4 MiB region mapped as one large page (its first page's bits stand for all). */
+/*
+ * The same for a 4 MiB region mapped as one large page: checked against the
+ * writability it was mapped with (BIG_W), and its first page's sup bit.
+ */
 static bool big_still_valid(uint32_t r, bool *global)
 {
 	const struct bt_vcpu *c = rt.cpu;
 	uint32_t pg = r << 10, pde;
-	bool user_ok, write_ok, can_write, sup;
+	bool user_ok, write_ok, can_write, sup, mapped_w = region_big[r] & BIG_W;
 
 	if (!(c->cr0 & CR0_PG) || !(c->cr4 & CR4_PSE))
 		return false;
 	pde = phys_read32((c->cr3 & 0xfffff000u) + r * 4);
-	if ((pde & 0xa1) != 0xa1 || (pde >> 12) != vpage_pa[pg]) /* P, A, PS; the same frame */
+	/* P, A, PS; the same frame (bits 21-13 are PAT and PSE-36, not frame bits) */
+	if ((pde & 0xa1) != 0xa1 || (pde & 0xffc00000u) >> 12 != vpage_pa[pg])
 		return false;
 	user_ok = pde & 4;
 	write_ok = pde & 2;
 	can_write = c->cpl == 3 ? write_ok : (write_ok || !(c->cr0 & CR0_WP));
-	sup = !user_ok || (bit(w_bits, pg) && !write_ok);
+	sup = !user_ok || (mapped_w && !write_ok);
 	if (c->cpl == 3 && !user_ok)
 		return false;
-	if (bit(w_bits, pg) && (!can_write || (write_ok && !(pde & 0x40))))
+	if (mapped_w && (!can_write || (write_ok && !(pde & 0x40))))
 		return false;
 	*global = (pde & 0x100) && (c->cr4 & CR4_PGE);
 	return sup == bit(sup_bits, pg);
@@ -870,7 +881,7 @@ static int fill(uint32_t la, bool write, bool around, const struct walk *w, uint
 			if (region_pages[vpg >> 10] && !region_big[vpg >> 10])
 				forget(vpg, 1024);
 			map_pages(vpg, base, 1024, map_w, w->global, sup);
-			region_big[vpg >> 10] = 1;
+			region_big[vpg >> 10] = BIG_MAPPED | (map_w ? BIG_W : 0);
 			if (write)
 				phys_or32((c->cr3 & 0xfffff000u) + (la >> 22) * 4, 0x40);
 			return was_code ? 2 : 0;
