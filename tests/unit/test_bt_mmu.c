@@ -28,6 +28,7 @@
 #define G 0x100u
 
 static struct bt_shared sh;
+static ucontext_t uc; /* the guest's EIP, as a signal handler would see it */
 
 static uint32_t *phys32(uint32_t pa)
 {
@@ -44,6 +45,7 @@ static void setup(void)
 {
 	rt.sh = &sh;
 	rt.cpu = &sh.vcpu;
+	rt.uc = &uc;
 	rt.st = &sh.stats;
 	rt.memfd = memfd_create("test-bt-mmu", 0);
 	if (rt.memfd < 0 || ftruncate(rt.memfd, RAM_SIZE))
@@ -147,6 +149,20 @@ static bool writable(uint32_t la, uint32_t v)
 	return true;
 }
 
+/* The #PF in f goes to the guest from guest EIP eip (what vcpu_exception reports). */
+static void deliver_pf(const struct bt_fault *f, uint32_t eip)
+{
+	uc.uc_mcontext.gregs[REG_RIP] = eip;
+	mmu_pf_delivered(f->cr2, eip);
+}
+
+/* The guest's handler returns (IRET) to eip. */
+static void fault_returned(uint32_t eip)
+{
+	uc.uc_mcontext.gregs[REG_RIP] = eip;
+	mmu_fault_returned();
+}
+
 static void test_shadow(void)
 {
 	struct bt_fault f = { .vec = -1 };
@@ -235,8 +251,9 @@ static void test_shadow(void)
 
 	/* prefill of a reflected #PF's page when the guest returns to the faulting code */
 	ok(mmu_fault(VA_T + 0x10, 0, &f, &mmio) < 0 && f.vec == EXC_PF, "a not-present page: #PF");
+	deliver_pf(&f, 0xc0001000u);
 	*phys32(PT) = 0x100000 | P | W | U;
-	mmu_fault_returned();
+	fault_returned(0xc0001000u);
 	ok(readable(VA_T + 0x10, &v) && rt.st->prefills == pf0 + 1,
 	   "the handler made it present: the return maps it, the retry does not fault");
 	mmu_invlpg(VA_T);
@@ -244,13 +261,14 @@ static void test_shadow(void)
 	mmu_invlpg(VA_T);
 	rt.cpu->cpl = 3;
 	mmu_fault(VA_T + 0x10, 0, &f, &mmio);
+	deliver_pf(&f, 0x08048000u);
 	rt.cpu->cpl = 0;
 	*phys32(PT) = 0x100000 | P | W | U;
-	mmu_fault_returned();
+	fault_returned(0xc0002000u);
 	ok(!readable(VA_T + 0x10, &v) && rt.st->prefills == pf0 + 1,
 	   "not while the kernel's handler still runs at another CPL than the fault's");
 	rt.cpu->cpl = 3;
-	mmu_fault_returned();
+	fault_returned(0x08048000u);
 	ok(readable(VA_T + 0x10, &v) && rt.st->prefills == pf0 + 2, "at the fault's CPL it is");
 	rt.cpu->cpl = 0;
 
@@ -381,6 +399,88 @@ static void test_big_recheck(void)
 	signal(SIGSEGV, SIG_DFL);
 }
 
+/*
+ * The prefill at the return from a reflected #PF: only to the faulting
+ * instruction in the same address space, never setting D, and never A in
+ * an entry it then does not map.
+ */
+static void test_fault_return(void)
+{
+	struct bt_fault f = { .vec = -1 };
+	uint64_t mmio = 0;
+	uint32_t pd2 = 0x4000, pt2 = 0x5000, pte = PT + 8 * 4, pte2 = pt2 + 8 * 4, v;
+	const uint32_t eip = 0x08049000u;
+
+	signal(SIGSEGV, on_segv);
+	mmu_flush(false);
+	*phys32(PD + (VA_T >> 22) * 4) = PT | P | W | U | A;
+	*phys32(pd2 + (VA_T >> 22) * 4) = pt2 | P | W | U | A;
+	rt.cpu->cpl = 3;
+
+	/* process A writes a not-present page; its kernel switches to B, whose page is clean */
+	*phys32(pte) = 0;
+	ok(mmu_fault(VA_T + 0x8000, PFERR_W | PFERR_U, &f, &mmio) < 0, "process A: a write #PF");
+	deliver_pf(&f, eip);
+	*phys32(pte2) = 0x108000 | P | W | U;
+	rt.cpu->cr3 = pd2;
+	mmu_cr3_loaded();
+	fault_returned(eip);
+	ok(*phys32(pte2) == (0x108000 | P | W | U) && !readable(VA_T + 0x8000, &v),
+	   "a return into process B: its entry keeps A and D clear, nothing mapped");
+	rt.cpu->cr3 = PD;
+	mmu_cr3_loaded();
+
+	/* the same CR3 (U sees K's loads as revalidations), another EIP: a signal handler */
+	ok(mmu_fault(VA_T + 0x8000, PFERR_W | PFERR_U, &f, &mmio) < 0, "a write #PF again");
+	deliver_pf(&f, eip);
+	*phys32(pte) = 0x108000 | P | W | U;
+	rt.cpu->cr3 = pd2; /* switched without mmu_cr3_loaded */
+	fault_returned(eip);
+	ok(*phys32(pte2) == (0x108000 | P | W | U), "a return under another CR3 touches nothing");
+	rt.cpu->cr3 = PD;
+	mmu_flush(false);
+	*phys32(pte) = 0;
+	ok(mmu_fault(VA_T + 0x8000, PFERR_W | PFERR_U, &f, &mmio) < 0, "a write #PF once more");
+	deliver_pf(&f, eip);
+	*phys32(pte) = 0x108000 | P | W | U;
+	fault_returned(eip + 0x100);
+	ok(*phys32(pte) == (0x108000 | P | W | U) && !readable(VA_T + 0x8000, &v),
+	   "a return elsewhere (a signal handler) prefills nothing");
+
+	/* the return to the faulting write: mapped, A set, D left to the write */
+	*phys32(pte) = 0;
+	mmu_fault(VA_T + 0x8000, PFERR_W | PFERR_U, &f, &mmio);
+	deliver_pf(&f, eip);
+	*phys32(pte) = 0x108000 | P | W | U;
+	uint64_t pf0 = rt.st->prefills;
+	fault_returned(eip);
+	ok(readable(VA_T + 0x8000, &v) && !writable(VA_T + 0x8000, 1) &&
+		   *phys32(pte) == (0x108000 | P | W | U | A) && rt.st->prefills == pf0 + 1,
+	   "the return to the faulting write maps it read-only, A set, D not");
+	mmu_flush(false);
+	*phys32(pte) = 0;
+	mmu_fault(VA_T + 0x8000, PFERR_W | PFERR_U, &f, &mmio);
+	deliver_pf(&f, eip);
+	*phys32(pte) = 0x108000 | P | W | U | D; /* Linux sets D itself for a write fault */
+	fault_returned(eip);
+	ok(writable(VA_T + 0x8000, 9) && *phys32(0x108000) == 9,
+	   "a handler that set D gets it mapped writable at once");
+
+	/* a page the prefill does not map (not RAM) keeps A clear */
+	mmu_flush(false);
+	*phys32(pte) = 0;
+	mmu_fault(VA_T + 0x8000, PFERR_U, &f, &mmio);
+	deliver_pf(&f, eip);
+	*phys32(pte) = 0x7ff00000 | P | U;
+	fault_returned(eip);
+	ok(*phys32(pte) == (0x7ff00000 | P | U), "a non-RAM page is not prefilled, its A stays clear");
+
+	*phys32(pte) = 0;
+	rt.cpu->cpl = 0;
+	mmu_flush(false);
+	signal(SIGSEGV, SIG_DFL);
+}
+
 int main(void)
 {
 	setup();
@@ -388,6 +488,7 @@ int main(void)
 	test_vmem();
 	test_shadow();
 	test_big_recheck();
+	test_fault_return();
 	mmu_flush(false);
 	return done_testing();
 }

@@ -68,6 +68,21 @@ static struct {
 } recent[RECENT_RUNS];
 static unsigned n_recent;
 
+/*
+ * The last #PF reflected to the guest, to prefill its page when the guest
+ * returns to the faulting code: a kernel fixing a demand fault writes the
+ * entry (not-present to present needs no INVLPG, SDM §4.10.4.3) and IRETs
+ * to the same instruction, which would fault on the host again. Only that
+ * return counts — the same CR3 and EIP: a kernel that switched process
+ * meanwhile returns to other tables, whose entries the walk must not touch.
+ * mmu_fault notes the fault (pending), mmu_pf_delivered its EIP (armed).
+ */
+static struct {
+	bool pending, armed;
+	uint32_t la, cr3, eip;
+	unsigned acc;
+} pf_retry;
+
 static bool prefill(uint32_t la, unsigned acc);
 static void fault_around(uint32_t la);
 
@@ -587,6 +602,7 @@ static void post_reval(void)
 
 void mmu_cr3_loaded(void)
 {
+	pf_retry.pending = pf_retry.armed = false; /* another process: its #PF is not ours */
 	post_reval();
 	mmu_revalidate(rt.cpu->cr4 & CR4_PGE);
 }
@@ -841,6 +857,12 @@ static void map_pages(uint32_t vpg, uint64_t pa, uint32_t n, bool write, bool gl
 	}
 }
 
+/* la, mapping pa, is not RAM the shadow can map: MMIO, above BT_TOP, or page 0 we may not map. */
+static bool not_ram(uint32_t la, uint64_t pa)
+{
+	return la >= BT_TOP || !mmu_phys(pa & ~0xfffull, 4096) || (la < 4096 && !rt.page0);
+}
+
 /*
  * Map the page of la after a successful walk w for an access (write or not)
  * at the present CPL. 0: mapped. 2: the same, and the write dropped
@@ -854,7 +876,7 @@ static int fill(uint32_t la, bool write, bool around, const struct walk *w, uint
 	bool user = c->cpl == 3;
 	uint64_t pa = w->pa;
 
-	if (la >= BT_TOP || !mmu_phys(pa & ~0xfffull, 4096) || (la < 4096 && !rt.page0)) {
+	if (not_ram(la, pa)) {
 		*mmio_pa = pa;
 		return 1;
 	}
@@ -954,14 +976,14 @@ static bool prefill(uint32_t la, unsigned acc)
 {
 	struct walk w;
 	struct bt_fault f;
-	uint64_t mmio;
+	uint64_t pa, mmio;
 
 	if (la >= BT_TOP || identity || !(rt.cpu->cr0 & CR0_PG) || bit(map_bits, la >> 12))
 		return false;
-	if (walk(la, acc, &w, &f))
+	/* what fill() would refuse is refused before the walk sets A (and D) */
+	if (mmu_peek(la, &pa) || not_ram(la, pa) || ((acc & ACC_W) && mmu_is_code(pa)))
 		return false;
-	if (((acc & ACC_W) && mmu_is_code(w.pa)) || !mmu_phys(w.pa & ~0xfffull, 4096) ||
-	    (la < 4096 && !rt.page0))
+	if (walk(la, acc, &w, &f))
 		return false;
 	if (fill(la, acc & ACC_W, false, &w, &mmio))
 		return false;
@@ -969,24 +991,26 @@ static bool prefill(uint32_t la, unsigned acc)
 	return true;
 }
 
-/*
- * The last #PF reflected to the guest, to prefill its page when the guest
- * returns to the faulting code: a kernel fixing a demand fault writes the
- * entry (not-present to present needs no INVLPG, SDM §4.10.4.3) and IRETs
- * to the same instruction, which would fault on the host again.
- */
-static struct {
-	bool armed;
-	uint32_t la;
-	unsigned acc;
-} pf_retry;
+void mmu_pf_delivered(uint32_t cr2, uint32_t eip)
+{
+	pf_retry.armed = pf_retry.pending && cr2 == pf_retry.la && rt.cpu->cr3 == pf_retry.cr3;
+	pf_retry.pending = false;
+	pf_retry.eip = eip;
+}
 
 void mmu_fault_returned(void)
 {
 	if (!pf_retry.armed || !(pf_retry.acc & ACC_U) != (rt.cpu->cpl != 3))
 		return;
 	pf_retry.armed = false;
-	prefill(pf_retry.la, pf_retry.acc);
+	if (rt.cpu->cr3 != pf_retry.cr3 || g_eip() != pf_retry.eip)
+		return;
+	/*
+	 * Not as a write: the walk would set D, which only the retried write
+	 * may do (a handler that set D itself, as Linux does, gets a writable
+	 * mapping anyway: fill maps a dirty writable page writable).
+	 */
+	prefill(pf_retry.la, pf_retry.acc & ~ACC_W);
 }
 
 /*
@@ -1017,8 +1041,10 @@ int mmu_fault(uint32_t la, uint32_t host_err, struct bt_fault *f, uint64_t *mmio
 	if (!user && show_hidden(la))
 		return 0; /* hidden when ring 3 last ran: the kernel may see it */
 	if (walk(la, acc, &w, f)) {
-		pf_retry.armed = true;
+		pf_retry.pending = true;
+		pf_retry.armed = false;
 		pf_retry.la = la;
+		pf_retry.cr3 = c->cr3;
 		pf_retry.acc = acc;
 		return -1;
 	}
@@ -1038,7 +1064,7 @@ int mmu_init(void)
 	memset(hidden_bits, 0, sizeof(hidden_bits));
 	memset(exposed_words, 0, sizeof(exposed_words));
 	memset(active, 0, sizeof(active));
-	pf_retry.armed = false;
+	pf_retry.pending = pf_retry.armed = false;
 	n_recent = 0;
 	nr_maps = 0;
 	n_global = 0;

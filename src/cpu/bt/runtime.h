@@ -231,6 +231,7 @@ void mmu_cr3_loaded(void); /* revalidate the shadow against the new tables */
 void mmu_revalidate(bool keep_global);
 void mmu_invlpg(uint32_t la);
 void mmu_fault_returned(void); /* the guest returned (IRET, hand-over): prefill its last #PF */
+void mmu_pf_delivered(uint32_t cr2, uint32_t eip); /* a #PF goes to the guest, for EIP */
 void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4);
 void mmu_cpl_changed(unsigned old_cpl);
 int mmu_fetch(uint32_t la, unsigned acc, uint64_t *pa, bool *global, struct bt_fault *f);

@@ -252,8 +252,10 @@ static void raise_event(int vec, enum ev_kind kind, bool has_err, uint32_t err, 
 	int first = vec;
 
 	for (int depth = 0; depth < 4; depth++) {
-		if (vec == EXC_PF)
+		if (vec == EXC_PF) {
 			rt.cpu->cr2 = cr2;
+			mmu_pf_delivered(cr2, g_eip()); /* the EIP the handler's IRET returns to */
+		}
 		if (kind == EV_EXC && vec < 32)
 			rt.st->exc[vec]++;
 		f.vec = -1;
