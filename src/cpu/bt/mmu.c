@@ -513,13 +513,12 @@ static bool big_still_valid(uint32_t r, bool *global)
 }
 
 /*
- * Keep the pages of a run whose entries still grant what they map; drop the
- * others. Kept pages take the global standing the entries give now (CR4.PGE
- * may have changed).
+ * Pages kept because their entries still grant what they map (a CR3 load,
+ * a PGE toggle, INVLPG) take the global standing the entries give now
+ * (CR4.PGE may have changed).
  */
 static void keep(uint32_t pg, uint32_t n, bool global)
 {
-	rt.st->reval_kept += n;
 	if (bit(glob_bits, pg) == global && bit(glob_bits, pg + n - 1) == global)
 		return; /* a run's pages were mapped together: the ends speak for it */
 	for (uint32_t i = pg; i < pg + n; i++)
@@ -545,6 +544,7 @@ static void revalidate_run(uint32_t pg, uint32_t n)
 			ok = still_valid(i << 12, &g);
 		}
 		if (ok) {
+			rt.st->reval_kept += cnt;
 			keep(i, cnt, g);
 			if (bad)
 				forget(start, bad);
@@ -626,9 +626,7 @@ void mmu_invlpg(uint32_t la)
 		return;
 	if (still_valid(la, &g)) {
 		/* kept: with the global standing the entry gives now, so a CR3 load checks it if not */
-		if (g && !bit(glob_bits, pg))
-			n_global++;
-		set_bits(glob_bits, pg, 1, g);
+		keep(pg, 1, g);
 		return;
 	}
 	forget(pg, 1);
