@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/vm.h"
+#include "cpu/kvm/kvm.h"
 #include "fake_vm.h"
 #include "pv/pv.h"
 #include "tap.h"
@@ -216,6 +217,28 @@ static bool documented(int64_t r)
 	}
 }
 
+/* The kvm engine takes an OUT to PV_PORT for a call only from CPL 0. */
+static void test_kvm_port(void)
+{
+	struct kvm_run run = { 0 };
+	struct kvm_sregs s = { 0 };
+
+	run.io.port = PV_PORT;
+	run.io.direction = KVM_EXIT_IO_OUT;
+	run.io.size = 4;
+	run.io.count = 1;
+	s.cs.selector = 0x08;
+	ok(kvm_pv_is_call(&run, &s), "kvm: outl to the pv port from CPL 0 is a call");
+	s.cs.selector = 0x1b;
+	ok(!kvm_pv_is_call(&run, &s), "kvm: ... from CPL 3 (IOPL 3) is plain port I/O");
+	s.cs.selector = 0x08;
+	run.io.size = 2;
+	ok(!kvm_pv_is_call(&run, &s), "kvm: a 2-byte OUT is no call");
+	run.io.size = 4;
+	run.io.direction = KVM_EXIT_IO_IN;
+	ok(!kvm_pv_is_call(&run, &s), "kvm: an IN is no call");
+}
+
 /* Random numbers and arguments: every answer is a defined one, and nothing outside RAM moves. */
 static void test_random(void)
 {
@@ -263,6 +286,7 @@ int main(void)
 	test_mmu();
 	test_vm_calls();
 	test_random();
+	test_kvm_port();
 	evloop_stop(&vm.loop);
 	pv_destroy(&vm);
 	ok(vm.pv_timer == NULL, "pv_destroy frees the timer");

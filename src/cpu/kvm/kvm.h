@@ -57,6 +57,8 @@ int kvm_signal_init(void);
 
 /* pv.c: the pv hypercall ABI's PORT method (docs/pv.md) */
 bool kvm_pv_exit(struct kvmcpu *kc, struct vcpu_exit *exit);
+/* Is this KVM_EXIT_IO a call (PV_PORT, 4-byte OUT, CPL 0)? Pure, for unit tests too. */
+bool kvm_pv_is_call(const struct kvm_run *run, const struct kvm_sregs *s);
 int kvm_pv_complete(struct kvmcpu *kc);
 int64_t kvm_pv_cpu(void *vcpu, uint32_t nr, const uint32_t arg[5]);
 

@@ -36,16 +36,31 @@
 #define TSS_IOMAP 102
 #define TSS_SIZE 104
 
+/*
+ * Is this port exit a call? A single 4-byte OUT to PV_PORT from CPL 0 only
+ * (CS.RPL is the CPL in protected mode, SDM vol. 3 §5.5), as the bt engine
+ * requires: a ring-3 process given IOPL 3 must not load CR3 or stop the VM,
+ * and its OUT stays plain port I/O to an unused port.
+ */
+bool kvm_pv_is_call(const struct kvm_run *run, const struct kvm_sregs *s)
+{
+	return run->io.port == PV_PORT && run->io.direction == KVM_EXIT_IO_OUT &&
+	       run->io.size == 4 && run->io.count == 1 && (s->cs.selector & 3) == 0;
+}
+
 bool kvm_pv_exit(struct kvmcpu *kc, struct vcpu_exit *exit)
 {
 	struct kvm_run *run = kc->run;
+	struct kvm_sregs s;
 	struct kvm_regs r;
 
-	if (run->io.port != PV_PORT || run->io.direction != KVM_EXIT_IO_OUT ||
-	    run->io.size != 4 || run->io.count != 1)
+	if (run->io.port != PV_PORT)
+		return false;
+	/* either failing: plain port I/O to an unused port */
+	if (ioctl(kc->fd, KVM_GET_SREGS, &s) < 0 || !kvm_pv_is_call(run, &s))
 		return false;
 	if (ioctl(kc->fd, KVM_GET_REGS, &r) < 0)
-		return false; /* then it is plain port I/O to an unused port */
+		return false;
 	exit->reason = VCPU_EXIT_HYPERCALL;
 	exit->hcall.nr = (uint32_t)r.rax;
 	exit->hcall.arg[0] = (uint32_t)r.rbx;
