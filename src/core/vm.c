@@ -55,7 +55,7 @@ static void vcpu_handle_exit(struct vcpu *vcpu, struct vcpu_exit *exit)
 			   exit->mmio.is_write);
 		break;
 	case VCPU_EXIT_HYPERCALL:
-		exit->hcall.ret = pv_hypercall(vcpu, exit->hcall.nr, exit->hcall.arg);
+		exit->hcall.ret = pv_hypercall(vcpu, exit->hcall.nr, exit->hcall.arg, exit->hcall.cr3);
 		break;
 	case VCPU_EXIT_SHUTDOWN:
 		vm_request_exit(vm, 1, "guest triple fault (shutdown) on vcpu %d", vcpu->id);

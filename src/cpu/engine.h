@@ -55,6 +55,7 @@ struct vcpu_exit {
 		struct {
 			uint64_t nr;
 			uint64_t arg[5];
+			uint64_t cr3;	/* the guest's CR3 at the call (MMU_UPDATE's PDEs) */
 			int64_t ret;	/* set by the run loop */
 		} hcall;
 		struct {

@@ -104,7 +104,7 @@ int64_t pv_dispatch(const struct pv_env *env, uint32_t nr, const uint32_t arg[5]
  * A call an engine handed to the run loop. Numbers and arguments are the
  * guest's 32-bit registers; anything wider was not a call.
  */
-int64_t pv_hypercall(struct vcpu *vcpu, uint64_t nr, const uint64_t arg[5])
+int64_t pv_hypercall(struct vcpu *vcpu, uint64_t nr, const uint64_t arg[5], uint64_t cr3)
 {
 	struct vm *vm = vcpu->vm;
 	const struct cpu_engine *e = vm->engine;
@@ -114,6 +114,7 @@ int64_t pv_hypercall(struct vcpu *vcpu, uint64_t nr, const uint64_t arg[5])
 	struct pv_env env = {
 		.ram = vm->mem.host,
 		.ram_size = vm->mem.size < low ? vm->mem.size : low,
+		.cr3 = (uint32_t)cr3,
 		.vcpu = vcpu,
 		.counts = vcpu->stats.hcall,
 	};

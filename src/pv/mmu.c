@@ -2,10 +2,13 @@
  * MMU_UPDATE: page-table writes in batches, as Xen's mmu_update (Xen's
  * include/public/xen.h, "MMU_NORMAL_PT_UPDATE"). A request names the entry by
  * its guest-physical address and says whether it is a PTE or a PDE (the low
- * two bits); a present entry must map guest RAM only: a 4 KiB frame, a page
- * table, or a 4 MiB page (PDE with PS, Intel SDM vol. 3 §4.3) that lies
- * wholly inside RAM, and never the monitor's top 4 MiB (PDE 1023). The whole
- * batch is checked before the first write, so a bad request changes nothing.
+ * two bits); an entry inside the page CR3 names is a PDE whatever it claims.
+ * A present entry must map guest RAM only: a 4 KiB frame, a page table, or a
+ * 4 MiB page (PDE with PS, Intel SDM vol. 3 §4.3) that lies wholly inside
+ * RAM, and never the monitor's top 4 MiB (PDE 1023). The whole batch is
+ * checked before the first write, so a bad request changes nothing. These
+ * checks keep the ABI's answers consistent; the engines' MMUs (bt's shadow
+ * tables, KVM's) are what confine the guest.
  *
  * No flush is implied: as after a store to a page table on real hardware,
  * the guest flushes (TLB_FLUSH) what it changed.
@@ -25,6 +28,7 @@ int pv_mmu_check(uint64_t ram_size, unsigned kind, uint32_t ofs, uint32_t val)
 		return 0; /* a not-present entry maps nothing: the other bits are the guest's */
 	if (kind == PV_MMU_PDE && ofs / 4 == PV_PDE_MONITOR)
 		return -PV_EPERM;
+	/* bit 7 is PS only in a PDE; in a PTE it is PAT (SDM vol. 3 §4.3) */
 	if (kind == PV_MMU_PDE && (val & PDE_PS)) {
 		/* bits 13-21 of a 4 MiB PDE are reserved without PSE-36: must be 0 */
 		if (val & 0x003fe000u)
@@ -58,6 +62,9 @@ int64_t pv_mmu_update(const struct pv_env *env, uint32_t gpa, uint32_t count)
 			return -PV_EINVAL;
 		if ((uint64_t)at + 4 > env->ram_size)
 			return -PV_EFAULT;
+		/* the kind is the guest's word: the live directory's entries are PDEs */
+		if ((at & ~0xfffu) == (env->cr3 & ~0xfffu))
+			kind = PV_MMU_PDE;
 		r = pv_mmu_check(env->ram_size, kind, at & 0xfff, req[i].val);
 		if (r)
 			return r;

@@ -26,6 +26,7 @@ struct vcpu;
 struct pv_env {
 	uint8_t *ram;	   /* guest RAM from guest-physical 0 (the 32-bit guest's low RAM) */
 	uint64_t ram_size;
+	uint32_t cr3; /* the guest's page directory: MMU_UPDATE's entries there are PDEs */
 	/*
 	 * The engine's CPU state: SHARED_PAGE, HALT, SET_IDT, SET_GDT, STACK_SWITCH,
 	 * SET_CR3, TLB_FLUSH, IRQ_ENABLE, IRQ_DISABLE, after the dispatcher checked
@@ -43,7 +44,7 @@ struct pv_env {
 int64_t pv_dispatch(const struct pv_env *env, uint32_t nr, const uint32_t arg[5]);
 
 /* The run loop's entry for VCPU_EXIT_HYPERCALL: the monitor's pv_env for this vCPU. */
-int64_t pv_hypercall(struct vcpu *vcpu, uint64_t nr, const uint64_t arg[5]);
+int64_t pv_hypercall(struct vcpu *vcpu, uint64_t nr, const uint64_t arg[5], uint64_t cr3);
 
 /* mmu.c: check every request of a batch, then apply them all (or none). */
 int64_t pv_mmu_update(const struct pv_env *env, uint32_t gpa, uint32_t count);

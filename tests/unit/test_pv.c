@@ -16,6 +16,7 @@
 #include "tap.h"
 
 #define RAM (8u << 20) /* 8 MiB */
+#define CR3 0x21000u	/* test_mmu's page directory */
 
 static uint8_t *ram;
 static uint64_t counts[PV_STATS_SLOTS];
@@ -39,7 +40,7 @@ static void fake_written(void *opaque, uint64_t gpa)
 
 static struct pv_env env(void)
 {
-	return (struct pv_env){ .ram = ram, .ram_size = RAM, .cpu = fake_cpu,
+	return (struct pv_env){ .ram = ram, .ram_size = RAM, .cr3 = CR3, .cpu = fake_cpu,
 				.written = fake_written, .counts = counts };
 }
 
@@ -140,6 +141,12 @@ static void test_mmu(void)
 		  "a 4 MiB page with reserved bits" },
 		{ (0x21000 + 4 * 3) | PV_MMU_PDE, RAM | 0x1, -PV_EPERM,
 		  "a page table outside RAM" },
+		{ 0x21000 + 4 * 1023, 0x1001, -PV_EPERM,
+		  "PDE 1023 of CR3's directory sent as a PTE (kind 0)" },
+		{ 0x21000 + 4 * 3, 0x00800000u | 0x81, -PV_EPERM,
+		  "a 4 MiB page past RAM in CR3's directory sent as a PTE" },
+		{ 0x21000 + 4 * 3, 0x00402000u | 0x81, -PV_EINVAL,
+		  "a 4 MiB page with reserved bits sent as a PTE" },
 		{ 0x20000 + 40 + 2, 0x1001, -PV_EINVAL, "kind 2 (no such kind)" },
 		{ RAM, 0x1001, -PV_EFAULT, "an entry outside RAM" },
 		{ RAM - 2, 0x1001, -PV_EINVAL, "kind 2 at the end of RAM" },

@@ -320,6 +320,7 @@ static int take_exit(struct bt_vm *bt, struct vcpu_exit *exit)
 		exit->hcall.nr = e.hc_nr;
 		for (int i = 0; i < 5; i++)
 			exit->hcall.arg[i] = e.hc_arg[i];
+		exit->hcall.cr3 = 0; /* only device calls come here: none reads page tables */
 		exit->hcall.ret = -PV_ENOSYS;
 		return 0;
 	case BT_EXIT_SHUTDOWN:

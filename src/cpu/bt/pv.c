@@ -122,6 +122,7 @@ bool pv_bt_call(void)
 	struct pv_env env = {
 		.ram = rt.ram,
 		.ram_size = rt.ram_size,
+		.cr3 = rt.cpu->cr3,
 		.cpu = cpu_call,
 		.written = written,
 		.counts = pv->calls,

@@ -68,6 +68,7 @@ bool kvm_pv_exit(struct kvmcpu *kc, struct vcpu_exit *exit)
 	exit->hcall.arg[2] = (uint32_t)r.rsi;
 	exit->hcall.arg[3] = (uint32_t)r.rdi;
 	exit->hcall.arg[4] = (uint32_t)r.rbp;
+	exit->hcall.cr3 = s.cr3;
 	exit->hcall.ret = -PV_ENOSYS;
 	kc->hcall_exit = exit;
 	return true;
