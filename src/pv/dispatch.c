@@ -49,7 +49,8 @@ static int64_t check_cpu_args(const struct pv_env *env, uint32_t nr, const uint3
 	case PV_SHARED_PAGE:
 		if (arg[0] == 0)
 			return 0; /* unregister */
-		if (arg[0] & 0xfff)
+		/* the linear address: a page, not in the monitor's top 4 MiB (0: the gpa) */
+		if ((arg[0] & 0xfff) || (arg[1] & 0xfff) || arg[1] >= 0xffc00000u)
 			return -PV_EINVAL;
 		return in_ram(env, arg[0], 4096) ? 0 : -PV_EFAULT;
 	case PV_SET_IDT:

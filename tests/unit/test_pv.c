@@ -69,6 +69,10 @@ static void test_cpu_checks(void)
 	is_int(call(PV_SET_CR3, 0xfee00000u, 0), -PV_EFAULT, "SET_CR3 of the LAPIC page");
 	is_int(call(PV_SHARED_PAGE, 0x2010, 0), -PV_EINVAL, "SHARED_PAGE unaligned");
 	is_int(call(PV_SHARED_PAGE, RAM - 4096 + 4096, 0), -PV_EFAULT, "SHARED_PAGE outside RAM");
+	is_int(call(PV_SHARED_PAGE, 0x2000, 0xc0002010u), -PV_EINVAL,
+	       "SHARED_PAGE at an unaligned linear address");
+	is_int(call(PV_SHARED_PAGE, 0x2000, 0xffc00000u), -PV_EINVAL,
+	       "SHARED_PAGE at a linear address in the monitor's 4 MiB");
 	is_int(call(PV_SET_IDT, 0x1000, 0x800), -PV_EINVAL, "SET_IDT limit above 256 gates");
 	is_int(call(PV_SET_GDT, 0x1000, 0x10000), -PV_EINVAL, "SET_GDT limit above 64 KiB");
 	is_int(call(PV_STACK_SWITCH, 0x13, 0x9000), -PV_EINVAL, "STACK_SWITCH with RPL 3");

@@ -41,6 +41,7 @@ struct kvmcpu {
 	const struct vcpu_exit *hcall_exit; /* a pv call waits for its result in EAX (pv.c) */
 	uint32_t pv_page, pv_page_la;	    /* the guest's pv shared page: physical, linear */
 	bool pv_tr;			    /* TR is the engine's TSS in that page */
+	uint32_t pv_ss0, pv_esp0;	    /* STACK_SWITCH's, for a TSS in a new page */
 };
 
 int kvm_cpuid_fetch(struct kvmvm *kv);

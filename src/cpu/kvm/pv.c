@@ -126,6 +126,8 @@ static int stack_switch(struct vcpu *vcpu, struct kvm_sregs *s, uint32_t ss0, ui
 	tss = mem_ptr(&vcpu->vm->mem, kc->pv_page + PV_SH_ENGINE, TSS_SIZE);
 	if (!tss)
 		return -PV_EFAULT;
+	kc->pv_ss0 = ss0;
+	kc->pv_esp0 = esp0;
 	memcpy(tss + TSS_ESP0, &esp0, 4);
 	memcpy(tss + TSS_SS0, &ss0, 4);
 	tss[TSS_IOMAP] = TSS_SIZE; /* no I/O bitmap: ring-3 IN/OUT raise #GP */
@@ -149,13 +151,25 @@ int64_t kvm_pv_cpu(void *opaque, uint32_t nr, const uint32_t a[5])
 	int64_t r = 0;
 
 	switch (nr) {
-	case PV_SHARED_PAGE: /* the dispatcher checked a[0]; a[1] is where the guest maps it */
+	case PV_SHARED_PAGE: /* the dispatcher checked a[0] and a[1], where the guest maps it */
 		kc->pv_page = a[0];
 		kc->pv_page_la = a[1] ? a[1] : a[0];
 		page = a[0] ? mem_ptr(&vcpu->vm->mem, a[0], 4096) : NULL;
 		if (page)
 			page[PV_SH_VERSION / 4] = PV_VERSION;
-		return 0;
+		if (!kc->pv_tr)
+			return 0;
+		/* TR's TSS lived in the old page: move it, or forget it with the page */
+		if (!page) {
+			kc->pv_tr = false;
+			return 0;
+		}
+		if (ioctl(kc->fd, KVM_GET_SREGS, &s) < 0)
+			return -PV_EINVAL;
+		r = stack_switch(vcpu, &s, kc->pv_ss0, kc->pv_esp0);
+		if (r == 0 && ioctl(kc->fd, KVM_SET_SREGS, &s) < 0)
+			return -PV_EINVAL;
+		return r;
 	case PV_IRQ_ENABLE:
 	case PV_IRQ_DISABLE:
 		return set_if(kc, nr == PV_IRQ_ENABLE) ? -PV_EINVAL : 0;
