@@ -18,7 +18,10 @@
 #define RAM (8u << 20) /* 8 MiB */
 #define CR3 0x21000u	/* test_mmu's page directory */
 
-static uint8_t *ram;
+#define GUARD (64u << 10) /* bytes either side of RAM that no call may touch */
+#define GUARD_BYTE 0xa5
+
+static uint8_t *ram, *ram_alloc;
 static uint64_t counts[PV_STATS_SLOTS];
 static uint32_t cpu_calls, cpu_last_nr, cpu_last_arg0, written;
 
@@ -254,10 +257,8 @@ static void test_kvm_port(void)
 static void test_random(void)
 {
 	struct vcpu v = { .vm = &vm };
-	uint8_t *guard = malloc(RAM);
-	unsigned bad = 0;
+	unsigned bad = 0, moved = 0;
 
-	memcpy(guard, ram, RAM);
 	srand(42);
 	for (int i = 0; i < 20000; i++) {
 		struct pv_env e = env();
@@ -279,14 +280,22 @@ static void test_random(void)
 		}
 	}
 	is_int(bad, 0, "20000 random calls: every result is >= 0 or a documented error");
-	free(guard);
+	for (uint32_t i = 0; i < GUARD; i++)
+		moved += (ram_alloc[i] != GUARD_BYTE) + (ram[RAM + i] != GUARD_BYTE);
+	is_int(moved, 0, "... and no byte either side of RAM moved");
 }
 
 int main(void)
 {
 	memset(&vm, 0, sizeof(vm));
 	vm.engine = &fake_engine;
-	ram = calloc(1, RAM);
+	/* RAM between two guard zones (test_random checks them) */
+	ram_alloc = malloc(GUARD + RAM + GUARD);
+	ram = ram_alloc ? ram_alloc + GUARD : NULL;
+	if (ram) {
+		memset(ram_alloc, GUARD_BYTE, GUARD + RAM + GUARD);
+		memset(ram, 0, RAM);
+	}
 	if (!ram || evloop_init(&vm.loop)) {
 		skip_all("cannot allocate RAM or the event loop");
 		return 0;
@@ -302,6 +311,6 @@ int main(void)
 	pv_destroy(&vm);
 	ok(vm.pv_timer == NULL, "pv_destroy frees the timer");
 	evloop_destroy(&vm.loop);
-	free(ram);
+	free(ram_alloc);
 	return done_testing();
 }
