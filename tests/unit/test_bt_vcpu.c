@@ -283,6 +283,33 @@ static void test_cpuid_msr(void)
 	   "EFER: only 0 (no SCE, LME, NXE)");
 }
 
+/* The pv ABI: armed only by the kernel; SET_CR3 and TLB_FLUSH are MOV CR3 and a PGE toggle. */
+static void test_pv(void)
+{
+	uint32_t r[4];
+	uint64_t loads = rt.st->cr3_loads, toggles = rt.st->pge_toggles;
+
+	rt.cpu->cpl = 3;
+	emu_cpuid(PV_CPUID_INFO, 0, r);
+	ok(!sh.pv.armed, "pv: CPUID 0x40000101 from ring 3 does not arm the ABI");
+	rt.cpu->cpl = 0;
+	emu_cpuid(PV_CPUID_INFO, 0, r);
+	ok(sh.pv.armed && r[0] == PV_VERSION, "pv: ... from ring 0 it does");
+	set_gr(BT_EAX, PV_SET_CR3);
+	set_gr(BT_EBX, 0x6000);
+	ok(pv_bt_call() && gr(BT_EAX) == 0 && rt.cpu->cr3 == 0x6000 && (rt.cpu->cr0 & CR0_PG),
+	   "pv: SET_CR3 loads CR3 and turns paging on");
+	is_int(rt.st->cr3_loads, loads + 1, "pv: ... and counts as a CR3 load (--stats)");
+	set_gr(BT_EAX, PV_TLB_FLUSH);
+	set_gr(BT_EBX, PV_FLUSH_ALL);
+	ok(pv_bt_call() && gr(BT_EAX) == 0 && rt.st->pge_toggles == toggles + 1,
+	   "pv: TLB_FLUSH of everything takes the CR4.PGE-toggle path");
+	set_gr(BT_EAX, PV_SET_CR3);
+	set_gr(BT_EBX, 0x6001);
+	ok(pv_bt_call() && gr(BT_EAX) == (uint32_t)-PV_EINVAL && rt.st->cr3_loads == loads + 1,
+	   "pv: a refused SET_CR3 loads nothing");
+}
+
 int main(void)
 {
 	setup();
@@ -290,5 +317,6 @@ int main(void)
 	test_segments();
 	test_sensitive();
 	test_cpuid_msr();
+	test_pv(); /* last: it turns paging on */
 	return done_testing();
 }

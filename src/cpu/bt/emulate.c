@@ -394,6 +394,16 @@ static int load_system(bool tr, uint16_t sel, struct bt_fault *f)
 	return 0;
 }
 
+/* MOV to CR3 (and the pv ABI's SET_CR3): non-global translations go (SDM vol. 3 §4.10.4.1). */
+void emu_load_cr3(uint32_t v)
+{
+	rt.cpu->cr3 = v;
+	rt.st->cr3_loads++;
+	tcrun_cr3_loaded();
+	if (rt.cpu->cr0 & CR0_PG)
+		mmu_cr3_loaded();
+}
+
 static int write_cr(unsigned n, uint32_t v, struct bt_fault *f)
 {
 	struct bt_vcpu *c = rt.cpu;
@@ -416,11 +426,7 @@ static int write_cr(unsigned n, uint32_t v, struct bt_fault *f)
 		c->cr2 = v;
 		return 0;
 	case 3:
-		c->cr3 = v;
-		rt.st->cr3_loads++;
-		tcrun_cr3_loaded();
-		if (c->cr0 & CR0_PG)
-			mmu_cr3_loaded();
+		emu_load_cr3(v);
 		return 0;
 	case 4:
 		if (v & ~cr4_ok)

@@ -807,17 +807,25 @@ void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4)
 {
 	struct bt_vcpu *c = rt.cpu;
 
-	if ((old_cr0 ^ c->cr0) & CR0_PG || (old_cr4 ^ c->cr4) & CR4_PSE)
+	if ((old_cr0 ^ c->cr0) & CR0_PG || (old_cr4 ^ c->cr4) & CR4_PSE) {
 		tcrun_paging_changed(true);
-	else if ((old_cr4 ^ c->cr4) & CR4_PGE)
-		tcrun_paging_changed(false);
-	if ((old_cr0 ^ c->cr0) & (CR0_PG | CR0_WP) || (old_cr4 ^ c->cr4) & CR4_PSE) {
+		mmu_flush(false);
+	} else if ((old_cr0 ^ c->cr0) & CR0_WP) {
+		if ((old_cr4 ^ c->cr4) & CR4_PGE)
+			tcrun_paging_changed(false);
 		mmu_flush(false);
 	} else if ((old_cr4 ^ c->cr4) & CR4_PGE) {
-		/* a global flush (Linux toggles PGE for it): every mapping revalidated, none kept blind */
-		post_reval();
-		mmu_revalidate(false);
+		mmu_flush_global();
 	}
+}
+
+/* A flush of every translation, global ones too: what a CR4.PGE toggle does. */
+void mmu_flush_global(void)
+{
+	tcrun_paging_changed(false);
+	/* Linux toggles PGE for it: every mapping revalidated, none kept blind */
+	post_reval();
+	mmu_revalidate(false);
 }
 
 /* Map n pages at guest-virtual page vpg onto guest-physical pa. */

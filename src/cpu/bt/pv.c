@@ -9,7 +9,8 @@
  * shared page: the runtime reads it on every entry and writes it on every
  * return, so disabling and enabling interrupts costs the guest one store.
  *
- * The ABI is armed when the guest reads CPUID 0x40000101: until then
+ * The ABI is armed when the guest kernel (CPL 0) reads CPUID 0x40000101
+ * (a ring-3 process may read it too, but arms nothing): until then
  * `int $0x82` is an ordinary software interrupt, so an unmodified guest
  * that uses vector 0x82 sees a PC.
  */
@@ -51,7 +52,6 @@ static int64_t cpu_call(void *opaque, uint32_t nr, const uint32_t a[5])
 		}
 		return 0;
 	case PV_HALT: /* STI; HLT: the interrupt is delivered when the handler returns */
-		set_gr(BT_EAX, 0);
 		vcpu_set_eflags(FL_IF, FL_IF);
 		vcpu_halt();
 		return 0;
@@ -69,18 +69,16 @@ static int64_t cpu_call(void *opaque, uint32_t nr, const uint32_t a[5])
 		pv->stack_set = 1;
 		return 0;
 	case PV_SET_CR3: /* as MOV CR3 (emulate.c), then paging on if it was not */
-		c->cr3 = a[0];
-		tcrun_cr3_loaded();
-		if (c->cr0 & CR0_PG)
-			mmu_flush(c->cr4 & CR4_PGE);
+		emu_load_cr3(a[0]);
 		set_paging();
 		if (pv->page)
 			*shared_word(PV_SH_CR3) = a[0];
 		return 0;
 	case PV_TLB_FLUSH:
 		if (a[0] == PV_FLUSH_ALL) {
-			tcrun_cr3_loaded();
-			mmu_flush(false);
+			/* global translations too: as a CR4.PGE toggle (SDM vol. 3 §4.10.4.1) */
+			rt.st->pge_toggles++;
+			mmu_flush_global();
 		} else {
 			mmu_invlpg(a[0]); /* which maps a changed page again at once */
 		}
@@ -151,7 +149,8 @@ bool pv_bt_cpuid(uint32_t leaf, uint32_t out[4])
 		return true;
 	}
 	if (leaf == PV_CPUID_INFO) {
-		rt.sh->pv.armed = 1;
+		if (rt.cpu->cpl == 0)
+			rt.sh->pv.armed = 1;
 		out[0] = PV_VERSION;
 		out[1] = PV_METHOD_INT82;
 		out[2] = 0; /* no port method under bt */

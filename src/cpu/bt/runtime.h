@@ -233,6 +233,7 @@ void mmu_invlpg(uint32_t la);
 void mmu_fault_returned(void); /* the guest returned (IRET, hand-over): prefill its last #PF */
 void mmu_pf_delivered(uint32_t cr2, uint32_t eip); /* a #PF goes to the guest, for EIP */
 void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4);
+void mmu_flush_global(void); /* every translation, global too: a CR4.PGE toggle */
 void mmu_cpl_changed(unsigned old_cpl);
 int mmu_fetch(uint32_t la, unsigned acc, uint64_t *pa, bool *global, struct bt_fault *f);
 int mmu_peek(uint32_t la, uint64_t *pa); /* the mapping, no checks, no A/D: 0 or -1 */
@@ -279,5 +280,6 @@ void emu_mem_fault(uint64_t mmio_pa);
 void emu_insn(void);
 int emu_fetch(uint8_t *buf, uint32_t *len, struct bt_fault *f);
 void emu_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4]);
+void emu_load_cr3(uint32_t v); /* MOV CR3, and the pv ABI's SET_CR3 */
 
 #endif
