@@ -108,7 +108,7 @@ struct vm {
 	int nr_virtio;
 	struct virtio_dev *virtio[16]; /* for --stats */
 	struct pit *pit;
-	struct pv_timer *pv_timer; /* the pv ABI's one-shot timer, made on first use */
+	struct pv_timer *pv_timer; /* the pv ABI's one-shot timer (src/pv/vmcalls.c) */
 
 	uint64_t irq_count[24];
 

@@ -7,6 +7,7 @@
 
 #include "../core/log.h"
 #include "../core/vm.h"
+#include "../pv/pv.h"
 #include "dev.h"
 #include "pic.h"
 #include "pit.h"
@@ -27,6 +28,7 @@ static const struct {
 	{ "ACPI PM registers", acpipm_init, false },
 	{ "PCI host bridge", pci_init, false },
 	{ "virtio devices", virtio_init_all, false },
+	{ "pv hypercall timer", pv_init, false },
 };
 
 int dev_init_all(struct vm *vm)

@@ -54,6 +54,7 @@ int pv_mmu_check(uint64_t ram_size, unsigned kind, uint32_t ofs, uint32_t val);
 /* vmcalls.c: the calls that need the VM (console, shutdown, timer, yield). */
 int64_t pv_vm_call(struct vcpu *vcpu, const struct pv_env *env, uint32_t nr,
 		   const uint32_t arg[5]);
+int pv_init(struct vm *vm); /* SET_TIMER's timerfd on the I/O thread */
 void pv_destroy(struct vm *vm);
 
 /* --stats: the table of calls by number (monitor and engine counts added). */

@@ -4,7 +4,6 @@
  * monitor's vCPU thread (the bt engine's child forwards them here).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +17,11 @@
 #include "../core/vm.h"
 #include "pv.h"
 
-/* The timer: a timerfd on the I/O thread, made on the first SET_TIMER. */
+/* The timer: a timerfd on the I/O thread, made with the VM (as pit.c and rtc.c do). */
 struct pv_timer {
 	struct vm *vm;
 	int tfd;
 };
-
-static pthread_mutex_t timer_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void timer_fired(void *opaque, uint32_t events)
 {
@@ -32,37 +29,46 @@ static void timer_fired(void *opaque, uint32_t events)
 	uint64_t n;
 
 	(void)events;
-	if (read(t->tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+	/* EAGAIN: a SET_TIMER disarmed it after epoll saw it expire; that one never fired */
+	if (read(t->tfd, &n, sizeof(n)) != sizeof(n))
 		return;
 	irq_pulse(t->vm, PV_TIMER_IRQ); /* an edge, as the 8254's OUT0 gives the PIC */
 }
 
+int pv_init(struct vm *vm)
+{
+	struct pv_timer *t = calloc(1, sizeof(*t));
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	t->vm = vm;
+	t->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (t->tfd < 0) {
+		err = -errno;
+		goto err_free;
+	}
+	err = evloop_add(&vm->loop, t->tfd, EPOLLIN, timer_fired, t);
+	if (err)
+		goto err_close;
+	vm->pv_timer = t;
+	return 0;
+
+err_close:
+	close(t->tfd);
+err_free:
+	free(t);
+	return err;
+}
+
 static int64_t set_timer(struct vm *vm, uint64_t ns)
 {
-	struct pv_timer *t;
+	struct pv_timer *t = vm->pv_timer;
 
-	pthread_mutex_lock(&timer_lock);
-	t = vm->pv_timer;
-	if (!t && ns) {
-		t = calloc(1, sizeof(*t));
-		if (t) {
-			t->vm = vm;
-			t->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-			if (t->tfd < 0 || evloop_add(&vm->loop, t->tfd, EPOLLIN, timer_fired, t)) {
-				if (t->tfd >= 0)
-					close(t->tfd);
-				free(t);
-				t = NULL;
-			}
-		}
-		vm->pv_timer = t;
-	}
-	pthread_mutex_unlock(&timer_lock);
 	if (!t)
-		return ns ? -PV_EINVAL : 0;
-	/* ns is from now; a deadline already past fires at once (1 ns: 0 would disarm) */
-	timerfd_arm_ns(t->tfd, ns, 0);
-	return 0;
+		return -PV_ENOSYS;
+	/* ns is from now (0 disarms: the ABI's cancel); one already past fires at once */
+	return timerfd_arm_ns(t->tfd, ns, 0) ? -PV_EINVAL : 0;
 }
 
 void pv_destroy(struct vm *vm)

@@ -6,6 +6,7 @@
  * --stats counters, and a few thousand random calls.
  */
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <string.h>
 #include <time.h>
 
@@ -206,6 +207,37 @@ static void test_vm_calls(void)
 	a[0] = 0;
 	is_int(pv_dispatch(&e, PV_SET_TIMER, a), 0, "SET_TIMER 0 cancels");
 
+	/*
+	 * A cancel racing an expiry: the I/O thread's epoll saw the timerfd
+	 * readable, then SET_TIMER 0 disarmed it before the handler's read.
+	 * Played here with the loop stopped, calling the handler by hand.
+	 */
+	struct evloop_entry_view {
+		int fd;
+		evloop_fn fn;
+		void *opaque;
+	} *ent = NULL;
+	struct epoll_event ev[4];
+	int n;
+
+	evloop_stop(&vm.loop);
+	a[0] = 1000000;
+	pv_dispatch(&e, PV_SET_TIMER, a);
+	nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+	n = epoll_wait(vm.loop.epfd, ev, 4, 100);
+	for (int i = 0; i < n; i++)
+		if (((struct evloop_entry_view *)ev[i].data.ptr)->fd != vm.loop.stopfd)
+			ent = ev[i].data.ptr;
+	a[0] = 0;
+	pv_dispatch(&e, PV_SET_TIMER, a);
+	before = __atomic_load_n(&irq_rises[PV_TIMER_IRQ], __ATOMIC_RELAXED);
+	ok(ent != NULL, "the expired timer is readable in the I/O thread's epoll");
+	if (ent)
+		ent->fn(ent->opaque, EPOLLIN);
+	is_int(__atomic_load_n(&irq_rises[PV_TIMER_IRQ], __ATOMIC_RELAXED), before,
+	       "a timer cancelled after epoll saw it expire raises no IRQ");
+	evloop_start(&vm.loop);
+
 	a[0] = 3;
 	is_int(pv_dispatch(&e, PV_SHUTDOWN, a), 0, "SHUTDOWN 3");
 	ok(atomic_load(&vm.stopping) && vm.exit_status == 3, "the VM stops with status 3");
@@ -298,6 +330,10 @@ int main(void)
 	}
 	if (!ram || evloop_init(&vm.loop)) {
 		skip_all("cannot allocate RAM or the event loop");
+		return 0;
+	}
+	if (pv_init(&vm)) {
+		skip_all("cannot make the pv timer");
 		return 0;
 	}
 	evloop_start(&vm.loop);
