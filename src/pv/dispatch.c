@@ -31,8 +31,7 @@ static const struct {
 	[PV_IRQ_DISABLE] = { "irq_disable", W_CPU },
 };
 
-const char *pv_call_name(uint32_t nr);
-const char *pv_call_name(uint32_t nr)
+static const char *call_name(uint32_t nr)
 {
 	return nr < PV_NR_CALLS ? calls[nr].name : "(no such call)";
 }
@@ -109,12 +108,10 @@ int64_t pv_hypercall(struct vcpu *vcpu, uint64_t nr, const uint64_t arg[5], uint
 {
 	struct vm *vm = vcpu->vm;
 	const struct cpu_engine *e = vm->engine;
-	uint64_t low = mem_top(&vm->mem) < MEM_PCI_HOLE_START ? mem_top(&vm->mem)
-							    : MEM_PCI_HOLE_START;
 	uint32_t a[5];
 	struct pv_env env = {
 		.ram = vm->mem.host,
-		.ram_size = vm->mem.size < low ? vm->mem.size : low,
+		.ram_size = vm->mem.region[0].size, /* the low RAM, below the PCI hole (mem.h) */
 		.cr3 = (uint32_t)cr3,
 		.vcpu = vcpu,
 		.counts = vcpu->stats.hcall,
@@ -132,7 +129,7 @@ int64_t pv_hypercall(struct vcpu *vcpu, uint64_t nr, const uint64_t arg[5], uint
 		r = -PV_ENOSYS;
 	if (r < 0)
 		log_guest("pv: hypercall %" PRIu64 " (%s) returned %" PRId64, nr,
-			  pv_call_name(nr > UINT32_MAX ? UINT32_MAX : (uint32_t)nr), r);
+			  call_name(nr > UINT32_MAX ? UINT32_MAX : (uint32_t)nr), r);
 	return r;
 }
 

@@ -10,6 +10,7 @@
 #define RING3_PV_PV_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "abi.h"
 
@@ -58,8 +59,6 @@ int pv_init(struct vm *vm); /* SET_TIMER's timerfd on the I/O thread */
 void pv_destroy(struct vm *vm);
 
 /* --stats: the table of calls by number (monitor and engine counts added). */
-struct vcpu_stats;
-#include <stdio.h>
 void pv_print_stats(struct vm *vm, FILE *f);
 
 #endif
