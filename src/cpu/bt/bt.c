@@ -20,6 +20,7 @@
 #include "../../core/log.h"
 #include "../../core/vm.h"
 #include "../../dev/pic.h"
+#include "place.h"
 #include "runtime.h"
 #include "sandbox.h"
 #include "shared.h"
@@ -40,6 +41,8 @@ struct bt_vm {
 	uint8_t iobuf[BT_IOBUF_SIZE];
 	char msg[BT_MSG_SIZE];
 	uint64_t exits[BT_EXIT__COUNT];
+	struct bt_place place; /* the host CPU K, U and the vCPU thread share (place.c) */
+	bool placed;	       /* the vCPU thread has joined them */
 };
 
 static struct bt_vm *bt_of(struct vm *vm)
@@ -111,6 +114,7 @@ static int bt_init(struct vm *vm)
 	/* RING3_BT_CALLOUT=int3: callouts by signal instead of the far jump (for comparison) */
 	t = getenv("RING3_BT_CALLOUT");
 	bt->sh->callout_int3 = t && !strcmp(t, "int3");
+	place_init(&bt->place);
 	vm->engine_data = bt;
 	return 0;
 }
@@ -385,6 +389,10 @@ static int bt_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 		fault(exit, bt->msg);
 		return 0;
 	}
+	if (!bt->placed) {
+		bt->placed = true;
+		place_add(&bt->place, (pid_t)syscall(SYS_gettid));
+	}
 	if (bt->halted) {
 		if (!wait_interrupt(bt)) {
 			exit->reason = VCPU_EXIT_NONE;
@@ -407,6 +415,7 @@ static int bt_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			fault(exit, bt->msg);
 			return 0;
 		}
+		place_tick(&bt->place, clock_ns());
 		if (take_exit(bt, exit) == 0)
 			return 0;
 		resume(bt, true); /* INTA */
@@ -516,6 +525,9 @@ static int bt_vcpu_init(struct vcpu *vcpu, const struct cpu_boot_state *boot)
 		kill_children(bt);
 		return -EIO;
 	}
+	place_add(&bt->place, bt->pid);
+	if (bt->pid_u > 0)
+		place_add(&bt->place, bt->pid_u);
 	bt->running = false;
 	bt->ex.kind = BT_EXIT_READY;
 	bt->ex.irq_window = 0;
@@ -584,6 +596,7 @@ static void bt_print_stats(struct vm *vm, FILE *f)
 	fprintf(f, "    segments: host selectors replayed %" PRIu64 ", LDT writes %" PRIu64
 		   "; ring-0/ring-3 child hand-overs %" PRIu64 "\n",
 		s.seg_repairs, s.ldt_writes, s.child_switches);
+	place_print(&bt->place, f);
 	fprintf(f, "    exits to the monitor %" PRIu64 ", self-modifying writes %" PRIu64 "\n", s.exits,
 		s.smc_writes);
 	if (!bt->sh->translate) {
@@ -613,6 +626,7 @@ static void bt_destroy(struct vm *vm)
 		pic_set_notify(vm->pic, NULL, NULL);
 	kill_children(bt);
 	munmap(bt->sh, sizeof(struct bt_shared));
+	place_free(&bt->place);
 	free(bt);
 	vm->engine_data = NULL;
 }

@@ -1,0 +1,176 @@
+/*
+ * Where the vCPU runs on the host.
+ *
+ * Under bt one guest CPU is a relay of host tasks: the ring-0 child K, the
+ * ring-3 child U and the monitor's vCPU thread pass the turn to each other
+ * through futexes (docs/bt.md, "The hand-off"), and only one of them runs at
+ * a time. Left alone, the host scheduler wakes each one on the CPU that is
+ * idle, the other one: every hand-over then pays a cross-CPU wake-up (an IPI,
+ * and in a virtual machine like ours a halted vCPU's exit and re-entry)
+ * instead of a switch on the CPU it is already on. A fork/exec in a Linux
+ * guest makes about 150 hand-overs; on our 2-CPU hosts that doubled its cost.
+ * So the relay shares one host CPU, as QEMU and Firecracker users pin vCPU
+ * threads. I/O threads and device workers stay free: they run beside it.
+ *
+ * Pinning must not trap the VM on a busy CPU. Once a second the vCPU thread
+ * reads the tasks' run-queue wait (/proc/<tid>/schedstat, Linux
+ * Documentation/scheduler/sched-stats.rst): when it exceeds a fifth of the
+ * second and another allowed CPU was idle for more than a third of it
+ * (/proc/stat), the relay moves there, then holds still for 2-4 s (a random
+ * hold, so that two VMs on one CPU do not swap places forever).
+ */
+#include "place.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../core/log.h"
+
+#define TICK_NS 1000000000ull
+
+static void set_cpu(struct bt_place *p, pid_t tid)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(p->cpu, &one);
+	/* a task that is gone (a child being reaped) is no error here */
+	if (sched_setaffinity(tid, sizeof(one), &one) < 0 && errno != ESRCH)
+		log_msg("bt: cannot place task %d on host CPU %d: %s", (int)tid, p->cpu, strerror(errno));
+}
+
+void place_init(struct bt_place *p)
+{
+	const char *env = getenv("RING3_BT_PIN");
+	int cpu;
+
+	memset(p, 0, sizeof(*p));
+	p->cpu = -1;
+	/* RING3_BT_PIN=0: leave every task to the host scheduler (for comparison) */
+	if ((env && !strcmp(env, "0")) || sched_getaffinity(0, sizeof(p->allowed), &p->allowed) < 0 ||
+	    CPU_COUNT(&p->allowed) < 2)
+		return;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &p->allowed))
+			p->ncpu = c + 1;
+	p->idle_last = calloc((size_t)p->ncpu, sizeof(*p->idle_last));
+	if (!p->idle_last)
+		return;
+	cpu = sched_getcpu();
+	if (cpu < 0 || cpu >= p->ncpu || !CPU_ISSET(cpu, &p->allowed))
+		for (cpu = 0; !CPU_ISSET(cpu, &p->allowed); cpu++)
+			;
+	p->cpu = cpu;
+	p->seed = (unsigned)getpid();
+	p->on = true;
+}
+
+void place_add(struct bt_place *p, pid_t tid)
+{
+	if (!p->on || p->ntask >= PLACE_MAX_TASKS)
+		return;
+	p->task[p->ntask++] = tid;
+	set_cpu(p, tid);
+}
+
+/* The run-queue wait of a task so far, in ns; 0 if it cannot be read. */
+static uint64_t run_delay(pid_t tid)
+{
+	char path[64], buf[128];
+	unsigned long long run, wait = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f) || sscanf(buf, "%llu %llu", &run, &wait) != 2)
+		wait = 0;
+	fclose(f);
+	return wait;
+}
+
+/*
+ * Reads each allowed CPU's idle time (idle + iowait, USER_HZ ticks) into
+ * p->idle_last and returns the CPU other than ours that gained the most since
+ * the last call, with that gain in *gain; -1 if none can be read.
+ */
+static int idlest_other(struct bt_place *p, uint64_t *gain)
+{
+	char line[512];
+	int best = -1;
+	FILE *f = fopen("/proc/stat", "re");
+
+	*gain = 0;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long v[5];
+		int c;
+
+		if (strncmp(line, "cpu", 3) || line[3] < '0' || line[3] > '9')
+			continue;
+		if (sscanf(line + 3, "%d %llu %llu %llu %llu %llu", &c, &v[0], &v[1], &v[2], &v[3],
+			   &v[4]) != 6 ||
+		    c < 0 || c >= p->ncpu || !CPU_ISSET(c, &p->allowed))
+			continue;
+		uint64_t idle = v[3] + v[4], d = idle - p->idle_last[c];
+
+		if (p->idle_last[c] && c != p->cpu && d >= *gain) {
+			*gain = d;
+			best = c;
+		}
+		p->idle_last[c] = idle;
+	}
+	fclose(f);
+	return best;
+}
+
+void place_tick(struct bt_place *p, uint64_t now)
+{
+	uint64_t delay = 0, gain, span, hz;
+	int to;
+
+	if (!p->on || now - p->t_last < TICK_NS)
+		return;
+	for (unsigned i = 0; i < p->ntask; i++)
+		delay += run_delay(p->task[i]);
+	to = idlest_other(p, &gain);
+	span = now - p->t_last;
+	if (p->t_last && delay > p->delay_last) {
+		uint64_t d = delay - p->delay_last;
+
+		p->delay_total += d;
+		hz = (uint64_t)sysconf(_SC_CLK_TCK);
+		/* waited > 1/5 of the time, and the other CPU idled > 1/3 of it: move */
+		if (d * 5 > span && to >= 0 && hz && gain * (1000000000ull / hz) * 3 > span &&
+		    now >= p->hold_until) {
+			p->cpu = to;
+			for (unsigned i = 0; i < p->ntask; i++)
+				set_cpu(p, p->task[i]);
+			p->moves++;
+			p->hold_until = now + 2 * TICK_NS + (uint64_t)(rand_r(&p->seed) % 2000) * 1000000ull;
+		}
+	}
+	p->delay_last = delay;
+	p->t_last = now;
+}
+
+void place_print(const struct bt_place *p, FILE *f)
+{
+	if (!p->on) {
+		fprintf(f, "    host CPU: not pinned (one allowed CPU, or RING3_BT_PIN=0)\n");
+		return;
+	}
+	fprintf(f, "    host CPU: the vCPU's %u tasks share CPU %d; moved %u times, waited for a CPU %.1f ms\n",
+		p->ntask, p->cpu, p->moves, (double)p->delay_total / 1e6);
+}
+
+void place_free(struct bt_place *p)
+{
+	free(p->idle_last);
+	p->idle_last = NULL;
+}

@@ -1,0 +1,35 @@
+/* Where the vCPU runs on the host: one CPU for the tasks that pass it around. place.c. */
+#ifndef RING3_BT_PLACE_H
+#define RING3_BT_PLACE_H
+
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define PLACE_MAX_TASKS 4
+
+struct bt_place {
+	bool on;		/* false: the host scheduler places every task (RING3_BT_PIN=0, one CPU) */
+	int cpu;		/* the host CPU the vCPU's tasks share */
+	cpu_set_t allowed;	/* the CPUs ring3 was started on (taskset, cgroups) */
+	pid_t task[PLACE_MAX_TASKS];
+	unsigned ntask;
+	uint64_t t_last;	/* when the last tick looked (CLOCK_MONOTONIC ns) */
+	uint64_t delay_last;	/* the tasks' summed run-queue wait then (ns) */
+	uint64_t *idle_last;	/* per host CPU: idle time then (USER_HZ ticks) */
+	int ncpu;
+	uint64_t hold_until;	/* no move before this, after a move */
+	unsigned seed;
+	unsigned moves;
+	uint64_t delay_total;	/* run-queue wait of the tasks while ring3 watched (ns) */
+};
+
+void place_init(struct bt_place *p);
+void place_add(struct bt_place *p, pid_t tid);
+void place_tick(struct bt_place *p, uint64_t now_ns);
+void place_print(const struct bt_place *p, FILE *f);
+void place_free(struct bt_place *p);
+
+#endif
