@@ -129,6 +129,15 @@ static int idlest_other(struct bt_place *p, uint64_t *gain)
 	return best;
 }
 
+/*
+ * Move the relay? It waited `wait` ns for its CPU during the last `span` ns,
+ * while the idlest other CPU idled `idle` ns of it; no move while held.
+ */
+bool place_should_move(uint64_t wait, uint64_t idle, uint64_t span, uint64_t now, uint64_t hold_until)
+{
+	return span && wait * 5 > span && idle * 3 > span && now >= hold_until;
+}
+
 void place_tick(struct bt_place *p, uint64_t now)
 {
 	uint64_t delay = 0, gain, span, hz;
@@ -145,9 +154,8 @@ void place_tick(struct bt_place *p, uint64_t now)
 
 		p->delay_total += d;
 		hz = (uint64_t)sysconf(_SC_CLK_TCK);
-		/* waited > 1/5 of the time, and the other CPU idled > 1/3 of it: move */
-		if (d * 5 > span && to >= 0 && hz && gain * (1000000000ull / hz) * 3 > span &&
-		    now >= p->hold_until) {
+		if (to >= 0 && hz &&
+		    place_should_move(d, gain * (1000000000ull / hz), span, now, p->hold_until)) {
 			p->cpu = to;
 			for (unsigned i = 0; i < p->ntask; i++)
 				set_cpu(p, p->task[i]);

@@ -29,6 +29,8 @@ struct bt_place {
 void place_init(struct bt_place *p);
 void place_add(struct bt_place *p, pid_t tid);
 void place_tick(struct bt_place *p, uint64_t now_ns);
+bool place_should_move(uint64_t wait, uint64_t idle, uint64_t span, uint64_t now,
+		       uint64_t hold_until);
 void place_print(const struct bt_place *p, FILE *f);
 void place_free(struct bt_place *p);
 

@@ -1,0 +1,50 @@
+/*
+ * The bt engine's placement of the vCPU relay on a host CPU (src/cpu/bt/place.c):
+ * when it moves, and that it really pins the tasks it is given.
+ */
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cpu/bt/place.h"
+#include "tap.h"
+
+#define S 1000000000ull
+
+int main(void)
+{
+	struct bt_place p;
+	cpu_set_t set;
+	pid_t me = (pid_t)syscall(SYS_gettid);
+
+	/* the decision: a fifth of the span waiting, a third of it idle elsewhere, not held */
+	ok(place_should_move(S / 4, S / 2, S, 10 * S, 0), "waited 25%%, other CPU idle 50%%: move");
+	ok(!place_should_move(S / 10, S / 2, S, 10 * S, 0), "waited 10%%: stay");
+	ok(!place_should_move(S / 4, S / 4, S, 10 * S, 0), "other CPU idle only 25%%: stay");
+	ok(!place_should_move(S / 4, S / 2, S, 10 * S, 11 * S), "held after a move: stay");
+	ok(place_should_move(S / 4, S / 2, S, 11 * S, 11 * S), "the hold ends: move");
+	ok(!place_should_move(S, S, 0, 10 * S, 0), "an empty span: stay");
+
+	/* the real thing: the calling thread is pinned to the CPU chosen */
+	if (sched_getaffinity(0, sizeof(set), &set) < 0 || CPU_COUNT(&set) < 2) {
+		printf("ok %d # SKIP fewer than 2 host CPUs allowed here\n", ++tap_n);
+		return done_testing();
+	}
+	unsetenv("RING3_BT_PIN");
+	place_init(&p);
+	ok(p.on && p.cpu >= 0 && CPU_ISSET(p.cpu, &set), "placement is on, on an allowed CPU (%d)", p.cpu);
+	place_add(&p, me);
+	sched_getaffinity(0, sizeof(set), &set);
+	ok(CPU_COUNT(&set) == 1 && CPU_ISSET(p.cpu, &set), "the task added runs on that CPU only");
+	place_tick(&p, 5 * S);
+	place_tick(&p, 7 * S);
+	ok(p.moves == 0, "an uncontended relay does not move");
+	place_free(&p);
+
+	setenv("RING3_BT_PIN", "0", 1);
+	place_init(&p);
+	ok(!p.on, "RING3_BT_PIN=0 turns placement off");
+	place_free(&p);
+	return done_testing();
+}
