@@ -115,6 +115,7 @@ static int bt_init(struct vm *vm)
 	t = getenv("RING3_BT_CALLOUT");
 	bt->sh->callout_int3 = t && !strcmp(t, "int3");
 	place_init(&bt->place);
+	bt->sh->one_cpu = bt->place.on;
 	vm->engine_data = bt;
 	return 0;
 }
@@ -206,7 +207,7 @@ static int wait_child(struct bt_vm *bt, bool stoppable)
 	uint32_t alive_u = __atomic_load_n(&sh->alive_u, __ATOMIC_SEQ_CST);
 
 	while (__atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) != BT_TURN_PARENT) {
-		if (clock_ns() - t0 < SPIN_NS) {
+		if (!sh->one_cpu && clock_ns() - t0 < SPIN_NS) {
 			__builtin_ia32_pause();
 			continue;
 		}

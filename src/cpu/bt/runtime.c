@@ -156,7 +156,12 @@ __asm__(".text\n"
 	"movq $0, rt_far_uc+" G(GERR) "(%rip)\n\t"
 	"movq rt_host_fsbase(%rip), %rax\n\t"
 	"wrfsbase %rax\n\t"
-	/* the guest's FPU/SSE/AVX state: the runtime's C code and libraries use those registers */
+	/*
+	 * The guest's FPU/SSE/AVX state: the runtime's C code and libraries use
+	 * those registers. All of it, though the virtual CPU offers no AVX: ring 3
+	 * runs natively and sees the host's CPUID, so a guest process may hold
+	 * AVX state that an interrupt handled here must not clobber.
+	 */
 	"movl $-1, %eax\n\t"
 	"movl $-1, %edx\n\t"
 	"xsaveopt64 rt_far_xsave(%rip)\n\t"
@@ -246,7 +251,7 @@ void rt_exit_wait(uint32_t kind)
 	__atomic_store_n(&sh->turn, BT_TURN_PARENT, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&sh->parent_sleeping, __ATOMIC_SEQ_CST))
 		futex(&sh->turn, FUTEX_WAKE, 1);
-	while (__atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) != BT_TURN_CHILD &&
+	while (!sh->one_cpu && __atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) != BT_TURN_CHILD &&
 	       rt_rdtsc() - t0 < SPIN_TSC)
 		__builtin_ia32_pause();
 	if (__atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) != BT_TURN_CHILD) {
@@ -303,7 +308,8 @@ static void wait_owner(void)
 	unsigned me = rt.role;
 	uint64_t t0 = rt_rdtsc();
 
-	while (__atomic_load_n(&sh->owner, __ATOMIC_ACQUIRE) != me && rt_rdtsc() - t0 < 2000)
+	while (!sh->one_cpu && __atomic_load_n(&sh->owner, __ATOMIC_ACQUIRE) != me &&
+	       rt_rdtsc() - t0 < 2000)
 		__builtin_ia32_pause();
 	if (__atomic_load_n(&sh->owner, __ATOMIC_ACQUIRE) == me)
 		return;
