@@ -68,7 +68,7 @@ $(TK_OUT)/testkernel-pv/%.o: $(TK_BENCH)/%.c
 
 $(TK_OUT)/testkernel-pv.elf: $(TK_PV_OBJS) $(TK_SRC)/kernel.ld
 	@echo "  LD32    $@"
-	$(Q)$(TK_CC) $(TK_LDFLAGS) -o $@ $(TK_PV_OBJS) $(TK_LIBGCC)
+	$(Q)$(TK_CC) $(TK_LDFLAGS) -Wl,--defsym=TK_KERNEL_BASE=0x00c00000 -o $@ $(TK_PV_OBJS) $(TK_LIBGCC)
 
 $(TK_OUT)/native/%.o: $(TK_BENCH)/%.c
 	@mkdir -p $(@D)

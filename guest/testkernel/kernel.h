@@ -41,10 +41,20 @@
  * Physical memory map (64 MiB guest; see README.md for the picture).
  * Virtual = physical for everything the kernel owns.
  */
+#ifdef TK_PV
+/*
+ * The pv build lives above its user image (kernel.ld): from 8 MiB up all is
+ * the kernel's, which it declares once (USER_LIMIT, docs/pv.md).
+ */
+#define KERNEL_BASE 0x00c00000u
+#define USER_LIMIT_VA 0x00800000u
+#define POOL_END 0x00c00000u
+#else
 #define KERNEL_BASE 0x00100000u /* the multiboot loader puts us at 1 MiB */
+#define POOL_END 0x01000000u
+#endif
 /* USER_BASE, USER_STACK_TOP, USER_GUARD: see user.h */
 #define POOL_BASE 0x00800000u /* page frames handed out by frame_alloc() */
-#define POOL_END 0x01000000u
 #define SIEVE_BASE 0x01000000u /* 16 MiB, 4 MiB pages */
 #define SIEVE_SIZE 0x01000000u
 #define CRC_BASE 0x02000000u /* 1 MiB */
