@@ -53,6 +53,20 @@ void checks_user(void)
 	       "ring 3 write to its read-only code page: #PF err 0x7");
 	tap_pf(&a->probe[P_READ_GUARD], PF_U, USER_GUARD,
 	       "ring 3 read of an unmapped page: #PF err 0x4");
+#ifdef TK_PV
+	uint32_t k = (uint32_t)(uintptr_t)&khigh_secret;
+
+	tap_pf(&a->probe[P_READ_KHIGH], PF_U | PF_P, k,
+	       "pv: ring 3 read of kernel data above USER_LIMIT: #PF err 0x5");
+	tap_eq(a->report[R_KHIGH_SEEN], k, "pv: ... and ring 3 never saw the data");
+	tap_pf(&a->probe[P_WRITE_KHIGH], PF_U | PF_W | PF_P, k,
+	       "pv: ring 3 write to kernel data above USER_LIMIT: #PF err 0x7");
+	tap_pf(&a->probe[P_ADD_KHIGH], PF_U | PF_W | PF_P, k,
+	       "pv: ring 3 add to kernel data above USER_LIMIT: #PF err 0x7");
+	tap_pf(&a->probe[P_STOS_KHIGH], PF_U | PF_W | PF_P, k,
+	       "pv: ring 3 stosl to kernel data above USER_LIMIT: #PF err 0x7");
+	tap_eq(khigh_secret, KHIGH_SECRET, "pv: ... and the kernel data is unchanged");
+#endif
 
 	if (!tap_ok(a->report[R_PRIVATE] == a->id && b->report[R_PRIVATE] == b->id &&
 			a->cr3 != b->cr3,

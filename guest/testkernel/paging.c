@@ -45,6 +45,12 @@ void paging_init(void)
 	/* the ABI's one paging mode (PSE, WP) starts with the first SET_CR3 */
 	if (pv_call(PV_SET_CR3, (uint32_t)kernel_pd, 0))
 		tap_bail("pv: SET_CR3 refused");
+	/*
+	 * Everything from 8 MiB up is the kernel's (kernel.h): say so once, and
+	 * ring3 needs to hide nothing there at ring switches (docs/pv.md).
+	 */
+	if ((pv_features & PV_FEAT_USER_LIMIT) && pv_call1(PV_USER_LIMIT, USER_LIMIT_VA))
+		tap_bail("pv: USER_LIMIT refused");
 #else
 	write_cr4(CR4_PSE); /* and nothing else: multiboot leaves CR4 undefined */
 	write_cr3((uint32_t)kernel_pd);

@@ -10,6 +10,12 @@
 volatile uint32_t pv_shared[1024] __attribute__((aligned(4096)));
 uint32_t pv_methods, pv_features;
 static uint32_t pv_version;
+/*
+ * Kernel data above USER_LIMIT that ring 3's probes try to read and write
+ * (user.c). Here, not in checks_user.c: kernel.ld's *user.o takes that
+ * file's data into the user image.
+ */
+volatile uint32_t khigh_secret = KHIGH_SECRET;
 
 /* Every call site (pv.h) becomes `mov $PV_PORT, %dx; out %eax, (%dx); nop`. */
 static void patch_sites_for_port(void)
@@ -69,8 +75,9 @@ static void check_discovery(void)
 	cpuid(PV_CPUID_BASE, r);
 	tap_ok(r[1] == PV_SIG_EBX && r[2] == PV_SIG_ECX && r[3] == PV_SIG_EDX,
 	       "pv: CPUID 0x40000100 signature is \"ring3pvring3\"");
-	tap_eq(pv_version, PV_VERSION, "pv: CPUID 0x40000101 says ABI version 1.0");
-	tap_eq((uint32_t)pv_call(PV_VERSION_CALL, 0, 0), PV_VERSION, "pv: VERSION says 1.0 too");
+	tap_eq(pv_version, PV_VERSION, "pv: CPUID 0x40000101 says ABI version 1.1");
+	tap_eq((uint32_t)pv_call(PV_VERSION_CALL, 0, 0), PV_VERSION, "pv: VERSION says 1.1 too");
+	tap_ok(pv_features & PV_FEAT_USER_LIMIT, "pv: USER_LIMIT is offered (1.1)");
 	tap_ok(pv_methods & (PV_METHOD_INT82 | PV_METHOD_PORT), "pv: a call method is offered");
 	tap_eq(pv_shared[PV_SH_VERSION / 4], PV_VERSION, "pv: the shared page carries the version");
 }
@@ -161,6 +168,26 @@ static void check_errors(void)
 	tap_eq((uint32_t)pv_mmu_batch(req, 2), 2, "pv: MMU_UPDATE of 2 good entries does 2");
 	tap_ok(pt[1] == (0x5000 | PTE_P) && pt[2] == (0x6000 | PTE_P | PTE_W),
 	       "pv: ... and both are written");
+
+	/* USER_LIMIT (1.1): 4 MiB-aligned, 4 MiB .. 0xffc00000; the kernel's own stands */
+	tap_eq((uint32_t)pv_call1(PV_USER_LIMIT, USER_LIMIT_VA + 0x1000), (uint32_t)-PV_EINVAL,
+	       "pv: USER_LIMIT not 4 MiB-aligned is -EINVAL");
+	tap_eq((uint32_t)pv_call1(PV_USER_LIMIT, 0), (uint32_t)-PV_EINVAL,
+	       "pv: USER_LIMIT 0 (the kernel would be user) is -EINVAL");
+	tap_eq((uint32_t)pv_call1(PV_USER_LIMIT, 0xffc00000u + 0x400000u), (uint32_t)-PV_EINVAL,
+	       "pv: USER_LIMIT past the monitor's 4 MiB is -EINVAL");
+	tap_eq((uint32_t)pv_call1(PV_USER_LIMIT, USER_LIMIT_VA), 0,
+	       "pv: USER_LIMIT 8 MiB again is accepted");
+	/* a user PDE from the limit up would break the promise: refused, and nothing written */
+	pt[2] = 0;
+	req[0] = (struct pv_mmu_req){ ((uint32_t)&pt[PDX(USER_LIMIT_VA)]) | PV_MMU_PDE,
+				      0x1000 | PTE_P | PTE_U };
+	tap_eq((uint32_t)pv_mmu_batch(req, 1), (uint32_t)-PV_EPERM,
+	       "pv: MMU_UPDATE of a user PDE at USER_LIMIT is -EPERM");
+	req[0] = (struct pv_mmu_req){ ((uint32_t)&pt[PDX(USER_LIMIT_VA) - 1]) | PV_MMU_PDE,
+				      0x1000 | PTE_P | PTE_U };
+	tap_eq((uint32_t)pv_mmu_batch(req, 1), 1, "pv: ... and of one below it is done");
+	tap_eq(pt[PDX(USER_LIMIT_VA)], 0, "pv: ... the refused one was not written");
 }
 
 /* SET_TIMER: a one-shot on IRQ 5, seen in the 8259's IRR (the line stays masked). */
@@ -300,6 +327,15 @@ uint32_t pv_fuzz(const char *cmdline)
 			break;
 		case PV_IRQ_DISABLE:
 			nr = PV_IRQ_ENABLE; /* the run needs its timer */
+			break;
+		case PV_USER_LIMIT:
+			/* the kernel's own limit, or an unaligned one: another would move the split */
+			if (a[1] & 1) {
+				a[0] = USER_LIMIT_VA;
+			} else {
+				a[0] |= 1;
+				must_fail = 1;
+			}
 			break;
 		}
 		r = pv_call4(nr, a[0], a[1], a[2], a[3]);

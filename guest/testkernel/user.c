@@ -34,7 +34,7 @@ static void report(uint32_t key, uint32_t value)
 			     "1:"                                                                  \
 			     : "+a"(a_), "+d"(d_)                                                  \
 			     : "b"(slot)                                                           \
-			     : "ecx", "memory", "cc");                                             \
+			     : "ecx", "edi", "memory", "cc");                                      \
 	} while (0)
 
 static void privileged_probes(void)
@@ -54,6 +54,22 @@ static void privileged_probes(void)
 	/* Our own code page is mapped read-only. */
 	UPROBE(P_WRITE_CODE, "movl %%edx, (%%edx)", (uint32_t)(uintptr_t)&user_main);
 	UPROBE(P_READ_GUARD, "movl (%%edx), %%edx", USER_GUARD);
+#ifdef TK_PV
+	/*
+	 * The kernel above USER_LIMIT is not hidden from ring 3 by ring3 at each
+	 * ring switch: the split keeps it out. A load, a store, a read-modify-write
+	 * and a string store must each fault, and the secret stay unseen and whole.
+	 */
+	uint32_t ka = SYS_PROBE, kd = (uint32_t)(uintptr_t)&khigh_secret;
+	asm volatile("movl $1f, %%ecx\n\tint $0x80\n\tmovl (%%edx), %%edx\n1:"
+		     : "+a"(ka), "+d"(kd)
+		     : "b"(P_READ_KHIGH)
+		     : "ecx", "memory", "cc");
+	report(R_KHIGH_SEEN, kd); /* what the load left in EDX: the address, never the secret */
+	UPROBE(P_WRITE_KHIGH, "movl %%edx, (%%edx)", (uint32_t)(uintptr_t)&khigh_secret);
+	UPROBE(P_ADD_KHIGH, "addl %%edx, (%%edx)", (uint32_t)(uintptr_t)&khigh_secret);
+	UPROBE(P_STOS_KHIGH, "movl %%edx, %%edi; stosl", (uint32_t)(uintptr_t)&khigh_secret);
+#endif
 }
 
 static void transparency_reports(void)

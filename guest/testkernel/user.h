@@ -38,6 +38,7 @@ enum user_report {
 	R_CYCLES_LO,
 	R_CYCLES_HI,
 	R_DONE,
+	R_KHIGH_SEEN, /* the pv build: EDX after a ring-3 load of kernel data */
 	NR_REPORTS
 };
 
@@ -52,6 +53,11 @@ enum user_probe {
 	P_WRITE_KERNEL,
 	P_WRITE_CODE,
 	P_READ_GUARD,
+	/* the pv build: kernel data above USER_LIMIT (kernel.h), through each kind of access */
+	P_READ_KHIGH,
+	P_WRITE_KHIGH,
+	P_ADD_KHIGH,
+	P_STOS_KHIGH,
 	NR_PROBES
 };
 
@@ -60,6 +66,8 @@ enum user_probe {
 #define USER_STACK_TOP 0x00800000u /* one private stack page below this */
 #define USER_GUARD 0x007fe000u	   /* never mapped */
 #define USER_KERNEL_VA 0x00100000u /* a supervisor page the probes poke at */
+extern volatile uint32_t khigh_secret; /* kernel data the pv build's probes poke at */
+#define KHIGH_SECRET 0x5ec12e75u
 
 #define USER_MIN_SLICES 3
 #define USER_SPIN_LIMIT 20000000u /* give up if the timer never preempts */

@@ -81,6 +81,7 @@ struct vcpu {
 	void *engine_data;
 	struct cpu_boot_state boot;
 	struct vcpu_stats stats;
+	uint32_t pv_user_limit; /* the pv ABI's USER_LIMIT where the monitor serves MMU_UPDATE */
 };
 
 struct serial8250;

@@ -1,5 +1,5 @@
 /*
- * The ring3 hypercall ABI, version 1.0 (docs/pv.md): numbers only, no host
+ * The ring3 hypercall ABI, version 1.1 (docs/pv.md): numbers only, no host
  * types, so that the monitor and paravirtual guests (guest/testkernel, built
  * with -DTK_PV) compile against the same definitions. Once a call is in a
  * released version its number and meaning never change.
@@ -15,7 +15,7 @@
 #define PV_SIG_EDX 0x33676e69u	  /* "ing3" */
 
 #define PV_VERSION_MAJOR 1u
-#define PV_VERSION_MINOR 0u
+#define PV_VERSION_MINOR 1u
 #define PV_VERSION ((PV_VERSION_MAJOR << 16) | PV_VERSION_MINOR)
 
 /* How to call (PV_CPUID_INFO EBX): each engine serves the one it catches cheapest. */
@@ -30,6 +30,7 @@
 #define PV_FEAT_TIMER (1u << 2)	    /* SET_TIMER raises ISA IRQ PV_TIMER_IRQ */
 #define PV_FEAT_CR2 (1u << 3)	    /* the shared page's cr2 is CR2 (else: read CR2) */
 #define PV_FEAT_MMU_RESTORE (1u << 4) /* after MMU_UPDATE the guest stores each entry again */
+#define PV_FEAT_USER_LIMIT (1u << 5)  /* 1.1: USER_LIMIT makes the engine cheaper at ring switches */
 
 /* Errors: the negated Linux errno of the same meaning, in EAX (int: -PV_EINVAL is -22). */
 #define PV_EPERM 1    /* not allowed: a mapping of memory that is not the guest's */
@@ -54,6 +55,8 @@ enum pv_call {
 	PV_TLB_FLUSH = 12,    /* linear address, or PV_FLUSH_ALL -> 0 */
 	PV_IRQ_ENABLE = 13,   /* IF = 1, and what became deliverable is delivered -> 0 */
 	PV_IRQ_DISABLE = 14,  /* IF = 0 (only where the shared page's irq_mask is not) -> 0 */
+	/* 1.1 */
+	PV_USER_LIMIT = 15,   /* X: from linear X up all is supervisor-only -> 0 */
 	PV_NR_CALLS
 };
 
@@ -61,6 +64,10 @@ enum pv_call {
 #define PV_MMU_MAX 512u
 #define PV_FLUSH_ALL 0xffffffffu
 #define PV_TIMER_IRQ 5u
+/* USER_LIMIT's X: 4 MiB-aligned, PV_USER_LIMIT_MIN..PV_USER_LIMIT_NONE (the default: no split) */
+#define PV_USER_LIMIT_MIN 0x00400000u
+#define PV_USER_LIMIT_NONE 0xffc00000u
+#define PV_PDE_U 0x4u /* a PDE's U/S bit: MMU_UPDATE refuses it from USER_LIMIT up */
 
 /*
  * One MMU_UPDATE request: write val at guest-physical ptr. The low two bits

@@ -28,7 +28,7 @@ static const struct {
 	[PV_SET_GDT] = { "set_gdt", W_CPU },	      [PV_STACK_SWITCH] = { "stack_switch", W_CPU },
 	[PV_SET_CR3] = { "set_cr3", W_CPU },	      [PV_MMU_UPDATE] = { "mmu_update", W_HERE },
 	[PV_TLB_FLUSH] = { "tlb_flush", W_CPU },      [PV_IRQ_ENABLE] = { "irq_enable", W_CPU },
-	[PV_IRQ_DISABLE] = { "irq_disable", W_CPU },
+	[PV_IRQ_DISABLE] = { "irq_disable", W_CPU },  [PV_USER_LIMIT] = { "user_limit", W_CPU },
 };
 
 static const char *call_name(uint32_t nr)
@@ -66,6 +66,11 @@ static int64_t check_cpu_args(const struct pv_env *env, uint32_t nr, const uint3
 		return in_ram(env, arg[0], 4096) ? 0 : -PV_EFAULT;
 	case PV_TLB_FLUSH:
 		return arg[0] != PV_FLUSH_ALL && arg[0] >= 0xffc00000u ? -PV_EINVAL : 0;
+	case PV_USER_LIMIT:
+		/* a whole number of PDEs, so that the split is the page directory's */
+		if ((arg[0] & 0x3fffffu) || arg[0] < PV_USER_LIMIT_MIN || arg[0] > PV_USER_LIMIT_NONE)
+			return -PV_EINVAL;
+		return 0;
 	default:
 		return 0;
 	}
@@ -113,6 +118,7 @@ int64_t pv_hypercall(struct vcpu *vcpu, uint64_t nr, const uint64_t arg[5], uint
 		.ram = vm->mem.host,
 		.ram_size = vm->mem.region[0].size, /* the low RAM, below the PCI hole (mem.h) */
 		.cr3 = (uint32_t)cr3,
+		.user_limit = vcpu->pv_user_limit,
 		.vcpu = vcpu,
 		.counts = vcpu->stats.hcall,
 	};

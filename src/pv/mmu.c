@@ -5,7 +5,8 @@
  * two bits); an entry inside the page CR3 names is a PDE whatever it claims.
  * A present entry must map guest RAM only: a 4 KiB frame, a page table, or a
  * 4 MiB page (PDE with PS, Intel SDM vol. 3 §4.3) that lies wholly inside
- * RAM, and never the monitor's top 4 MiB (PDE 1023). The whole batch is
+ * RAM, and never the monitor's top 4 MiB (PDE 1023); after USER_LIMIT, a
+ * PDE from the limit up must not grant user access. The whole batch is
  * checked before the first write, so a bad request changes nothing. These
  * checks keep the ABI's answers consistent; the engines' MMUs (bt's shadow
  * tables, KVM's) are what confine the guest.
@@ -68,6 +69,10 @@ int64_t pv_mmu_update(const struct pv_env *env, uint32_t gpa, uint32_t count)
 		r = pv_mmu_check(env->ram_size, kind, at & 0xfff, req[i].val);
 		if (r)
 			return r;
+		/* the guest declared everything from user_limit up supervisor-only */
+		if (kind == PV_MMU_PDE && env->user_limit && (req[i].val & (PTE_P | PV_PDE_U)) ==
+		    (PTE_P | PV_PDE_U) && (at & 0xfff) / 4 >= env->user_limit >> 22)
+			return -PV_EPERM;
 	}
 	for (uint32_t i = 0; i < count; i++) {
 		uint32_t at = req[i].ptr & ~3u;

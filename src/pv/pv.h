@@ -28,9 +28,10 @@ struct pv_env {
 	uint8_t *ram;	   /* guest RAM from guest-physical 0 (the 32-bit guest's low RAM) */
 	uint64_t ram_size;
 	uint32_t cr3; /* the guest's page directory: MMU_UPDATE's entries there are PDEs */
+	uint32_t user_limit; /* USER_LIMIT's X (PDEs from there up are not user), 0: none */
 	/*
 	 * The engine's CPU state: SHARED_PAGE, HALT, SET_IDT, SET_GDT, STACK_SWITCH,
-	 * SET_CR3, TLB_FLUSH, IRQ_ENABLE, IRQ_DISABLE, after the dispatcher checked
+	 * SET_CR3, TLB_FLUSH, IRQ_ENABLE, IRQ_DISABLE, USER_LIMIT, after the dispatcher checked
 	 * their arguments. The result for EAX. NULL: -PV_ENOSYS.
 	 */
 	int64_t (*cpu)(void *opaque, uint32_t nr, const uint32_t arg[5]);

@@ -816,6 +816,40 @@ static int emu_system(const struct insn *d, struct bt_fault *f)
 	return 0;
 }
 
+/*
+ * A pv guest's translated ring 3 runs with its segments cut at the guest's
+ * USER_LIMIT (segments.c), so an access from there up that emu_memory does
+ * not emulate (ADD to memory, a string instruction...) arrives as #GP. On
+ * the guest's CPU it is a #PF: every page there is supervisor-only
+ * (docs/pv.md). The walk gives it, with CR2 at the first byte at or above the
+ * limit and the error code's P as the guest's tables say. 1: no operand
+ * reaches the limit, the #GP is the guest's own.
+ */
+static int emu_user_limit(const struct insn *d, struct bt_fault *f)
+{
+	uint32_t ul = rt.sh->pv.user_limit;
+	uint64_t pa;
+
+	if (!ul || rt.cpu->cpl != 3 || !(rt.cpu->cr0 & CR0_PG))
+		return 1;
+	for (unsigned i = 0; i < d->i.operand_count; i++) {
+		const ZydisDecodedOperand *o = &d->op[i];
+		uint32_t la, last;
+
+		if (o->type != ZYDIS_OPERAND_TYPE_MEMORY || o->mem.type != ZYDIS_MEMOP_TYPE_MEM)
+			continue;
+		la = seg_lin(emu_sreg_of(o->mem.segment), emu_ea(d, o));
+		last = la + (o->size >= 8 ? o->size / 8 : 1) - 1;
+		if (la < ul && last < ul && last >= la)
+			continue;
+		if (mmu_translate(la < ul ? ul : la,
+				  ACC_U | ((o->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) ? ACC_W : 0),
+				  &pa, f))
+			return -1;
+	}
+	return 1;
+}
+
 /* Host #GP (SIGSEGV, trap 13) in guest code. */
 void emu_gp(uint32_t err)
 {
@@ -830,6 +864,8 @@ void emu_gp(uint32_t err)
 	r = emu_system(&d, &f);
 	if (r == 1)
 		r = emu_memory(&d, &f);
+	if (r == 1)
+		r = emu_user_limit(&d, &f);
 	if (r == 1) {
 		/* not ours to emulate: the guest's own #GP (a limit, a null segment, ...) */
 		rt.st->exc[EXC_GP]++;

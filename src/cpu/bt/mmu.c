@@ -185,6 +185,9 @@ static int walk(uint32_t la, unsigned acc, struct walk *w, struct bt_fault *f)
 		w->global = (pte & 0x100) && (c->cr4 & CR4_PGE);
 		w->dirty = pte & 0x40;
 	}
+	/* a pv guest declared everything from its USER_LIMIT up supervisor-only (docs/pv.md) */
+	if (rt.sh->pv.user_limit && la >= rt.sh->pv.user_limit)
+		w->user = false;
 	if ((acc & ACC_U) && !w->user)
 		goto prot;
 	if ((acc & ACC_W) && !w->write && ((acc & ACC_U) || (c->cr0 & CR0_WP)))
@@ -708,10 +711,16 @@ static void expose(uint32_t pg, uint32_t n)
 		exposed_words[w / 64] |= 1ull << (w % 64);
 }
 
-/* Entering CPL 3: hide the kernel-only pages exposed since the last time. */
+/*
+ * Entering CPL 3: hide the kernel-only pages exposed since the last time.
+ * Not those from a pv guest's USER_LIMIT up: translated ring 3 runs with its
+ * segments cut there (segments.c), so it cannot reach them natively, and
+ * the runtime's accesses on its behalf walk with the limit (walk()).
+ */
 static void hide_exposed(void)
 {
 	uint32_t run = 0, start = 0;
+	uint32_t ul = rt.sh->pv.user_limit, end_word = ul && rt_translate_user ? ul >> 18 : NWORDS;
 
 	n_recent = 0;
 	for (uint32_t x = 0; x < NWORDS / 64; x++) {
@@ -723,6 +732,8 @@ static void hide_exposed(void)
 			uint64_t b = sup_bits[wd] & map_bits[wd] & ~hidden_bits[wd];
 
 			words &= words - 1;
+			if (wd >= end_word)
+				continue; /* stays exposed: never hidden while the limit holds */
 			hidden_bits[wd] |= b;
 			for (uint32_t i = 0; i < 64; i++) {
 				if (b >> i & 1) {

@@ -83,6 +83,22 @@ static int64_t cpu_call(void *opaque, uint32_t nr, const uint32_t a[5])
 			mmu_invlpg(a[0]); /* which maps a changed page again at once */
 		}
 		return 0;
+	case PV_USER_LIMIT: {
+		uint32_t ul = a[0] == PV_USER_LIMIT_NONE ? 0 : a[0];
+
+		/*
+		 * From now on translated ring 3 runs with its segments cut at the
+		 * limit (segments.c), and kernel-only pages from there up stay
+		 * visible at CPL 3 (mmu.c): no mprotect at ring switches for them.
+		 * Declared once in practice; a change drops the whole shadow, so
+		 * that nothing mapped under the old limit stays unhidden.
+		 */
+		if (ul != pv->user_limit) {
+			pv->user_limit = ul;
+			mmu_flush(false);
+		}
+		return 0;
+	}
 	case PV_IRQ_ENABLE:
 		vcpu_set_eflags(FL_IF, FL_IF);
 		return 0;
@@ -121,6 +137,7 @@ bool pv_bt_call(void)
 		.ram = rt.ram,
 		.ram_size = rt.ram_size,
 		.cr3 = rt.cpu->cr3,
+		.user_limit = pv->user_limit,
 		.cpu = cpu_call,
 		.written = written,
 		.counts = pv->calls,
@@ -154,7 +171,8 @@ bool pv_bt_cpuid(uint32_t leaf, uint32_t out[4])
 		out[0] = PV_VERSION;
 		out[1] = PV_METHOD_INT82;
 		out[2] = 0; /* no port method under bt */
-		out[3] = PV_FEAT_SHARED_IF | PV_FEAT_MMU_BATCH | PV_FEAT_TIMER | PV_FEAT_CR2;
+		out[3] = PV_FEAT_SHARED_IF | PV_FEAT_MMU_BATCH | PV_FEAT_TIMER | PV_FEAT_CR2 |
+			 PV_FEAT_USER_LIMIT;
 		return true;
 	}
 	return false;

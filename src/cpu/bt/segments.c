@@ -84,8 +84,13 @@ int seg_set_accessed(uint16_t sel, uint64_t desc)
 	return vmem_write(base + (sel & ~7u) + 5, &access, 1, 0, &f);
 }
 
-/* The DPL-3 descriptor that stands for guest segment s in the child. */
-static struct user_desc mirror_desc(unsigned slot, const struct bt_seg *s, bool truncate)
+/*
+ * The DPL-3 descriptor that stands for guest segment s in the child, with
+ * its limit truncated below top (BT_TOP, or a pv guest's USER_LIMIT for
+ * translated ring 3) if truncate.
+ */
+static struct user_desc mirror_desc(unsigned slot, const struct bt_seg *s, bool truncate,
+				    uint32_t top)
 {
 	struct user_desc u;
 	unsigned type = BT_SEG_TYPE(s->attr);
@@ -105,17 +110,25 @@ static struct user_desc mirror_desc(unsigned slot, const struct bt_seg *s, bool 
 	/*
 	 * Keep [base, base + limit] below BT_TOP: the runtime owns the top. An
 	 * expand-down segment's valid offsets run up to 4 GiB and cannot be
-	 * truncated this way (docs/bt.md: not yet transparent).
+	 * truncated this way (docs/bt.md: not yet transparent). Below a pv
+	 * guest's USER_LIMIT the kernel's pages are not hidden, so there ring 3
+	 * gets an expand-down segment with no valid offset at all (limit 4 GiB - 1,
+	 * SDM vol. 3 §5.3): every access through it traps and is emulated.
 	 */
+	if (!(type & 8) && (type & 4) && truncate && top != BT_TOP) {
+		u.limit = 0xfffff;
+		u.limit_in_pages = 1;
+		return u;
+	}
 	if ((!(type & 8) && (type & 4)) || !truncate) {
 		u.limit = (s->attr & BT_SEG_G) ? limit >> 12 : limit;
 		u.limit_in_pages = !!(s->attr & BT_SEG_G);
 		return u;
 	}
-	if (s->base >= BT_TOP)
+	if (s->base >= top)
 		limit = 0; /* one byte: every access but the first traps and is emulated */
-	else if (limit > BT_TOP - 1 - s->base)
-		limit = BT_TOP - 1 - s->base;
+	else if (limit > top - 1 - s->base)
+		limit = top - 1 - s->base;
 	if (limit > 0xfffff) {
 		u.limit = ((limit + 1) >> 12) - 1; /* round down: never reach past limit */
 		u.limit_in_pages = 1;
@@ -146,11 +159,16 @@ static void mirror(int sreg)
 		rt.real[sreg] = 0;
 		return;
 	}
-	/* translated ring 3 shares the top region with ring 0: truncated like it */
-	bool direct3 = rt.cpu->cpl == 3 && !rt_translate_user;
+	/*
+	 * Translated ring 3 shares the top region with ring 0: truncated like
+	 * it, and for a pv guest that declared USER_LIMIT below the limit, in
+	 * the CPL-3 slot (docs/pv.md).
+	 */
+	bool cpl3 = rt.cpu->cpl == 3, direct3 = cpl3 && !rt_translate_user;
+	uint32_t top = cpl3 && !direct3 && rt.sh->pv.user_limit ? rt.sh->pv.user_limit : BT_TOP;
 
-	slot = slot_of(s->sel, direct3);
-	u = mirror_desc(slot, s, !direct3);
+	slot = slot_of(s->sel, direct3 || top != BT_TOP);
+	u = mirror_desc(slot, s, !direct3, top);
 	raw = key_of(&u);
 	if (slot_desc[slot] != raw) {
 		if ((long)rt_syscall(SYS_modify_ldt, 1, (uint64_t)&u, sizeof(u), 0, 0) != 0)

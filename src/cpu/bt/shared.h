@@ -65,6 +65,7 @@ struct bt_pv {
 	uint32_t page;	      /* the shared page's guest-physical address, or 0 */
 	uint32_t stack_set;   /* STACK_SWITCH was called: ss0:esp0 replace the TSS's */
 	uint32_t ss0, esp0;
+	uint32_t user_limit;  /* USER_LIMIT: from here up ring 3 reaches nothing; 0: not declared */
 	uint64_t calls[PV_NR_CALLS + 1]; /* served in the child, by number; last: no such call */
 };
 

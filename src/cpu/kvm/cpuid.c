@@ -181,7 +181,7 @@ struct kvm_cpuid2 *kvm_cpuid_build(const struct kvm_cpuid2 *s, bool tsc_deadline
 		 * tables (no NPT/EPT) follows a guest page table only through the
 		 * guest's own stores, never ring3's writes from user space (pv.c).
 		 */
-		info->edx = PV_FEAT_MMU_BATCH | PV_FEAT_TIMER | PV_FEAT_MMU_RESTORE;
+		info->edx = PV_FEAT_MMU_BATCH | PV_FEAT_TIMER | PV_FEAT_MMU_RESTORE | PV_FEAT_USER_LIMIT;
 	}
 	return c;
 }

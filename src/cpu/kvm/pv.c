@@ -173,6 +173,14 @@ int64_t kvm_pv_cpu(void *opaque, uint32_t nr, const uint32_t a[5])
 	case PV_IRQ_ENABLE:
 	case PV_IRQ_DISABLE:
 		return set_if(kc, nr == PV_IRQ_ENABLE) ? -PV_EINVAL : 0;
+	case PV_USER_LIMIT:
+		/*
+		 * Hardware paging already keeps ring 3 out of supervisor pages:
+		 * nothing to change in the CPU. The monitor keeps the limit for
+		 * MMU_UPDATE, which refuses user PDEs from it up (docs/pv.md).
+		 */
+		vcpu->pv_user_limit = a[0] == PV_USER_LIMIT_NONE ? 0 : a[0];
+		return 0;
 	case PV_HALT: /* STI; HLT: KVM's in-kernel LAPIC wakes the vCPU */
 		if (set_if(kc, true) || ioctl(kc->fd, KVM_SET_MP_STATE, &mp) < 0)
 			return -PV_EINVAL;
