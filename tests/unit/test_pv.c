@@ -58,7 +58,8 @@ static int64_t call(uint32_t nr, uint32_t a0, uint32_t a1)
 
 static void test_numbers(void)
 {
-	is_int(call(PV_VERSION_CALL, 0, 0), PV_VERSION, "VERSION answers 1.0");
+	is_int(call(PV_VERSION_CALL, 0, 0), PV_VERSION, "VERSION answers 1.1");
+	is_int(PV_VERSION, 0x00010001, "... which is 1.1: USER_LIMIT is a minor addition");
 	is_int(call(PV_NR_CALLS, 0, 0), -PV_ENOSYS, "the first unused number is -ENOSYS");
 	is_int(call(0xffffffffu, 0, 0), -PV_ENOSYS, "0xffffffff is -ENOSYS");
 	is_int(counts[PV_NR_CALLS], 2, "unknown numbers are counted in the last slot");
@@ -82,7 +83,17 @@ static void test_cpu_checks(void)
 	is_int(call(PV_STACK_SWITCH, 0x13, 0x9000), -PV_EINVAL, "STACK_SWITCH with RPL 3");
 	is_int(call(PV_STACK_SWITCH, 0, 0x9000), -PV_EINVAL, "STACK_SWITCH with the null selector");
 	is_int(call(PV_TLB_FLUSH, 0xffc01000u, 0), -PV_EINVAL, "TLB_FLUSH in the monitor's 4 MiB");
+	is_int(call(PV_USER_LIMIT, 0x00801000u, 0), -PV_EINVAL, "USER_LIMIT not 4 MiB-aligned");
+	is_int(call(PV_USER_LIMIT, 0, 0), -PV_EINVAL, "USER_LIMIT 0: no user space at all");
+	is_int(call(PV_USER_LIMIT, 0xfffff000u, 0), -PV_EINVAL,
+	       "USER_LIMIT in the monitor's 4 MiB, unaligned");
+	is_int(call(PV_USER_LIMIT, 0x00200000u, 0), -PV_EINVAL, "USER_LIMIT below 4 MiB");
 	is_int(cpu_calls, 0, "no bad argument reached the engine");
+	is_int(call(PV_USER_LIMIT, 0xc0000000u, 0), 7, "USER_LIMIT 3 GiB reaches the engine");
+	is_int(call(PV_USER_LIMIT, PV_USER_LIMIT_NONE, 0), 7,
+	       "USER_LIMIT 0xffc00000 (no split) reaches the engine");
+	is_int(call(PV_USER_LIMIT, PV_USER_LIMIT_MIN, 0), 7, "USER_LIMIT 4 MiB reaches the engine");
+	cpu_calls = 0;
 	is_int(call(PV_SET_CR3, RAM - 4096, 0), 7, "a good SET_CR3 reaches the engine");
 	ok(cpu_last_nr == PV_SET_CR3 && cpu_last_arg0 == RAM - 4096, "... with its argument");
 	is_int(call(PV_TLB_FLUSH, PV_FLUSH_ALL, 0), 7, "TLB_FLUSH of everything");
@@ -172,6 +183,32 @@ static void test_mmu(void)
 	is_int(call(PV_MMU_UPDATE, RAM - 8, 2), -PV_EFAULT, "a batch running off the end of RAM");
 	is_int(call(PV_MMU_UPDATE, 0xfffffff8u, 0x200), -PV_EFAULT,
 	       "a batch address that wraps 32 bits");
+
+	/* after USER_LIMIT 8 MiB: no user PDE from PDE 2 up, in CR3's directory or any */
+	struct pv_env e = env();
+	uint32_t a[5] = { batch, 2 };
+
+	e.user_limit = 8u << 20;
+	memset(ram + pd + 4, 0, 12);
+	put_req(batch, 0, (pd + 4 * 1) | PV_MMU_PDE, pt | 0x7);
+	put_req(batch, 1, (pd + 4 * 2) | PV_MMU_PDE, pt | 0x7);
+	is_int(pv_dispatch(&e, PV_MMU_UPDATE, a), -PV_EPERM,
+	       "USER_LIMIT 8 MiB: a user PDE at 8 MiB is refused");
+	is_int(word(pd + 4), 0, "... and the good one before it was not written");
+	put_req(batch, 1, pd + 4 * 2, pt | 0x7);
+	is_int(pv_dispatch(&e, PV_MMU_UPDATE, a), -PV_EPERM,
+	       "... also sent as a PTE, being in CR3's directory");
+	put_req(batch, 1, (pt + 4 * 1000) | PV_MMU_PDE, 0x00400000u | 0x87);
+	is_int(pv_dispatch(&e, PV_MMU_UPDATE, a), -PV_EPERM,
+	       "... and a user 4 MiB page as PDE 1000 of another directory");
+	put_req(batch, 1, (pd + 4 * 2) | PV_MMU_PDE, pt | 0x3);
+	is_int(pv_dispatch(&e, PV_MMU_UPDATE, a), 2, "a supervisor PDE there is done");
+	put_req(batch, 1, pt + 4 * 900, 0x00300000u | 0x7);
+	is_int(pv_dispatch(&e, PV_MMU_UPDATE, a), 2,
+	       "a user PTE is done: its PDE decides (the guest's promise)");
+	put_req(batch, 1, (pd + 4 * 3) | PV_MMU_PDE, 0x7);
+	e.user_limit = 0;
+	is_int(pv_dispatch(&e, PV_MMU_UPDATE, a), 2, "without USER_LIMIT a user PDE anywhere is done");
 }
 
 static void test_vm_calls(void)
