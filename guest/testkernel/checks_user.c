@@ -61,8 +61,14 @@ void checks_user(void)
 	tap_eq(a->report[R_KHIGH_SEEN], k, "pv: ... and ring 3 never saw the data");
 	tap_pf(&a->probe[P_WRITE_KHIGH], PF_U | PF_W | PF_P, k,
 	       "pv: ring 3 write to kernel data above USER_LIMIT: #PF err 0x7");
-	tap_pf(&a->probe[P_ADD_KHIGH], PF_U | PF_W | PF_P, k,
-	       "pv: ring 3 add to kernel data above USER_LIMIT: #PF err 0x7");
+	/*
+	 * A read-modify-write: CPUs report the write (W=1); QEMU's TCG, which
+	 * runs the nested test bed's kvm guests, faults on the read first (W=0).
+	 */
+	const struct probe *pa = &a->probe[P_ADD_KHIGH];
+	if (!tap_ok(pa->vector == 14 && (pa->err & ~PF_W) == (PF_U | PF_P) && pa->cr2 == k,
+		    "pv: ring 3 add to kernel data above USER_LIMIT: #PF err 0x7 (or 0x5)"))
+		kprintf("#   got vector %u err 0x%x cr2 0x%08x\n", pa->vector, pa->err, pa->cr2);
 	tap_pf(&a->probe[P_STOS_KHIGH], PF_U | PF_W | PF_P, k,
 	       "pv: ring 3 stosl to kernel data above USER_LIMIT: #PF err 0x7");
 	tap_eq(khigh_secret, KHIGH_SECRET, "pv: ... and the kernel data is unchanged");
