@@ -27,8 +27,7 @@ static uint64_t run_pagefault(uint32_t iters, uint32_t *result)
 	uint32_t *pte = pte_of(va);
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++) {
-		pte_write(pte, *pte & ~PTE_P);
-		invlpg(va);
+		pte_write_flush(va, pte, *pte & ~PTE_P);
 		*p = i;
 	}
 	return rdtsc() - t0;
@@ -66,8 +65,7 @@ static uint64_t run_invlpg(uint32_t iters, uint32_t *result)
 
 	uint64_t t0 = rdtsc();
 	for (uint32_t i = 0; i < iters; i++) {
-		pte_write(pte, f[i & 1] | PTE_P | PTE_W);
-		invlpg(va);
+		pte_write_flush(va, pte, f[i & 1] | PTE_P | PTE_W);
 		(void)*(volatile uint32_t *)va;
 	}
 	return rdtsc() - t0;

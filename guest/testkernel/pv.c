@@ -8,8 +8,7 @@
 #include "kernel.h"
 
 volatile uint32_t pv_shared[1024] __attribute__((aligned(4096)));
-uint32_t pv_methods, pv_features;
-static uint32_t pv_version;
+uint32_t pv_methods, pv_features, pv_version;
 /*
  * Kernel data above USER_LIMIT that ring 3's probes try to read and write
  * (user.c). Here, not in checks_user.c: kernel.ld's *user.o takes that
@@ -190,6 +189,43 @@ static void check_errors(void)
 	tap_eq(pt[PDX(USER_LIMIT_VA)], 0, "pv: ... the refused one was not written");
 }
 
+/*
+ * UPDATE_VA (1.1): retarget the benchmark's window page twice, each time one
+ * call with its flush, and read through it; then the error paths. Where the
+ * engine needs the guest's own store (MMU_RESTORE, kvm) the call writes
+ * without a flush, and the store and TLB_FLUSH follow.
+ */
+static void check_update_va(void)
+{
+	uint32_t va = WIN_VA(WIN_BENCH_PG), *pte = pte_of(va), was = *pte;
+	uint32_t f[2] = { frame_alloc(), frame_alloc() };
+	int restore = !!(pv_features & PV_FEAT_MMU_RESTORE);
+
+	*(uint32_t *)f[0] = 0x11111111u;
+	*(uint32_t *)f[1] = 0x22222222u;
+	for (int i = 0; i < 2; i++) {
+		uint32_t val = f[i] | PTE_P | PTE_W;
+		int32_t r = pv_call4(PV_UPDATE_VA, va, val, restore ? 0 : PV_UVA_INVLPG, 0);
+
+		if (restore && r == 0) {
+			*(volatile uint32_t *)pte = val;
+			invlpg(va);
+		}
+		tap_eq((uint32_t)r, 0, i ? "pv: UPDATE_VA retargets the page again"
+					 : "pv: UPDATE_VA retargets a page and flushes it");
+		tap_eq(*(volatile uint32_t *)va, i ? 0x22222222u : 0x11111111u,
+		       "pv: ... and it reads through the new frame");
+	}
+	tap_eq((uint32_t)pv_call4(PV_UPDATE_VA, va + 4, f[0] | PTE_P, 0, 0), (uint32_t)-PV_EINVAL,
+	       "pv: UPDATE_VA of an unaligned address is -EINVAL");
+	tap_eq((uint32_t)pv_call4(PV_UPDATE_VA, ALIAS4M_BASE, f[0] | PTE_P, 0, 0),
+	       (uint32_t)-PV_EINVAL, "pv: UPDATE_VA inside a 4 MiB page is -EINVAL");
+	tap_eq((uint32_t)pv_call4(PV_UPDATE_VA, va, 0xf0000000u | PTE_P, PV_UVA_INVLPG, 0),
+	       (uint32_t)-PV_EPERM, "pv: UPDATE_VA to a frame outside RAM is -EPERM");
+	tap_eq(*pte, f[1] | PTE_P | PTE_W | PTE_A, "pv: ... and the PTE is unchanged");
+	pte_write_flush(va, pte, was);
+}
+
 /* SET_TIMER: a one-shot on IRQ 5, seen in the 8259's IRR (the line stays masked). */
 static void check_timer(void)
 {
@@ -207,6 +243,7 @@ void pv_checks(void)
 	check_discovery();
 	check_irq_flag();
 	check_errors();
+	check_update_va();
 	check_timer();
 }
 
@@ -327,6 +364,11 @@ uint32_t pv_fuzz(const char *cmdline)
 			break;
 		case PV_IRQ_DISABLE:
 			nr = PV_IRQ_ENABLE; /* the run needs its timer */
+			break;
+		case PV_UPDATE_VA:
+			/* unaligned, or inside a 4 MiB page: never the kernel's live tables */
+			a[0] = (a[1] & 1) ? a[0] | 1 : ALIAS4M_BASE | (a[0] & 0x3ff000u);
+			must_fail = 1;
 			break;
 		case PV_USER_LIMIT:
 			/* the kernel's own limit, or an unaligned one: another would move the split */

@@ -11,7 +11,7 @@
 #include "../../src/pv/abi.h"
 
 extern volatile uint32_t pv_shared[1024]; /* the shared page */
-extern uint32_t pv_methods, pv_features;
+extern uint32_t pv_methods, pv_features, pv_version;
 
 /*
  * One call: EAX = nr, EBX ECX ESI EDI = a0..a3; the result comes back in EAX,
@@ -141,6 +141,23 @@ static inline void pde_write(uint32_t *e, uint32_t v)
 {
 	if (pv_mmu_set(e, v, 1) == 1 && (pv_features & PV_FEAT_MMU_RESTORE))
 		*(volatile uint32_t *)e = v;
+}
+
+/*
+ * Retarget the PTE e that maps va and flush va's translation: one UPDATE_VA
+ * (1.1, Xen's update_va_mapping) instead of MMU_UPDATE and TLB_FLUSH. Under
+ * MMU_RESTORE (kvm) the guest's own store must come before the flush, so
+ * there it stays two calls and a store.
+ */
+static inline void pte_write_flush(uint32_t va, uint32_t *e, uint32_t v)
+{
+	(void)e;
+	if (pv_version >= PV_VERSION && !(pv_features & PV_FEAT_MMU_RESTORE)) {
+		pv_call4(PV_UPDATE_VA, va, v, PV_UVA_INVLPG, 0);
+		return;
+	}
+	pte_write(e, v);
+	invlpg(va);
 }
 
 /* pv.c */

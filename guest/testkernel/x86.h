@@ -145,6 +145,13 @@ static inline void pte_write(uint32_t *e, uint32_t v)
 }
 #define pde_write pte_write
 
+/* Retarget the PTE e that maps va, and flush va's translation (the pv build: one UPDATE_VA). */
+static inline void pte_write_flush(uint32_t va, uint32_t *e, uint32_t v)
+{
+	pte_write(e, v);
+	invlpg(va);
+}
+
 #endif
 
 static inline uint64_t rdtsc(void)

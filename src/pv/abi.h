@@ -57,6 +57,7 @@ enum pv_call {
 	PV_IRQ_DISABLE = 14,  /* IF = 0 (only where the shared page's irq_mask is not) -> 0 */
 	/* 1.1 */
 	PV_USER_LIMIT = 15,   /* X: from linear X up all is supervisor-only -> 0 */
+	PV_UPDATE_VA = 16,    /* linear page, new PTE, flags (PV_UVA_*) -> 0: the PTE, checked, and its flush */
 	PV_NR_CALLS
 };
 
@@ -68,6 +69,7 @@ enum pv_call {
 #define PV_USER_LIMIT_MIN 0x00400000u
 #define PV_USER_LIMIT_NONE 0xffc00000u
 #define PV_PDE_U 0x4u /* a PDE's U/S bit: MMU_UPDATE refuses it from USER_LIMIT up */
+#define PV_UVA_INVLPG 1u /* UPDATE_VA's flags: flush this page's translation too */
 
 /*
  * One MMU_UPDATE request: write val at guest-physical ptr. The low two bits

@@ -29,6 +29,7 @@ static const struct {
 	[PV_SET_CR3] = { "set_cr3", W_CPU },	      [PV_MMU_UPDATE] = { "mmu_update", W_HERE },
 	[PV_TLB_FLUSH] = { "tlb_flush", W_CPU },      [PV_IRQ_ENABLE] = { "irq_enable", W_CPU },
 	[PV_IRQ_DISABLE] = { "irq_disable", W_CPU },  [PV_USER_LIMIT] = { "user_limit", W_CPU },
+	[PV_UPDATE_VA] = { "update_va", W_HERE },
 };
 
 static const char *call_name(uint32_t nr)
@@ -91,7 +92,17 @@ int64_t pv_dispatch(const struct pv_env *env, uint32_t nr, const uint32_t arg[5]
 	case W_HERE:
 		if (nr == PV_VERSION_CALL)
 			return PV_VERSION;
-		return pv_mmu_update(env, arg[0], arg[1]);
+		if (nr == PV_MMU_UPDATE)
+			return pv_mmu_update(env, arg[0], arg[1]);
+		/* UPDATE_VA: the write here, the flush as TLB_FLUSH of the page */
+		if ((arg[2] & PV_UVA_INVLPG) && !env->cpu)
+			return -PV_ENOSYS;
+		r = pv_update_va(env, arg[0], arg[1], arg[2]);
+		if (r || !(arg[2] & PV_UVA_INVLPG))
+			return r;
+		uint32_t flush[5] = { arg[0] };
+		r = env->cpu(env->opaque, PV_TLB_FLUSH, flush);
+		return r < 0 ? r : 0;
 	case W_CPU:
 		r = check_cpu_args(env, nr, arg);
 		if (r < 0)

@@ -43,6 +43,66 @@ int pv_mmu_check(uint64_t ram_size, unsigned kind, uint32_t ofs, uint32_t val)
 	return base < ram_size && size <= ram_size - base ? 0 : -PV_EPERM;
 }
 
+/* One request's checks: 0, or the error the whole batch gets. */
+static int check_req(const struct pv_env *env, const struct pv_mmu_req *q)
+{
+	unsigned kind = q->ptr & 3;
+	uint32_t at = q->ptr & ~3u;
+	int r;
+
+	if (kind > PV_MMU_PDE)
+		return -PV_EINVAL;
+	if ((uint64_t)at + 4 > env->ram_size)
+		return -PV_EFAULT;
+	/* the kind is the guest's word: the live directory's entries are PDEs */
+	if ((at & ~0xfffu) == (env->cr3 & ~0xfffu))
+		kind = PV_MMU_PDE;
+	r = pv_mmu_check(env->ram_size, kind, at & 0xfff, q->val);
+	if (r)
+		return r;
+	/* the guest declared everything from user_limit up supervisor-only */
+	if (kind == PV_MMU_PDE && env->user_limit &&
+	    (q->val & (PTE_P | PV_PDE_U)) == (PTE_P | PV_PDE_U) &&
+	    (at & 0xfff) / 4 >= env->user_limit >> 22)
+		return -PV_EPERM;
+	return 0;
+}
+
+static void write_entry(const struct pv_env *env, uint32_t at, uint32_t val)
+{
+	__atomic_store_n((uint32_t *)(env->ram + at), val, __ATOMIC_RELAXED);
+	if (env->written)
+		env->written(env->opaque, at);
+}
+
+/*
+ * Xen's update_va_mapping: the guest names the page by its linear address,
+ * and the entry is the one CR3's directory leads to (a PDE without PS, then
+ * the PTE); the flush, if asked, is the engine's (the dispatcher's caller).
+ */
+int64_t pv_update_va(const struct pv_env *env, uint32_t la, uint32_t val, uint32_t flags)
+{
+	uint64_t pd = env->cr3 & ~0xfffu;
+	uint32_t pde;
+	struct pv_mmu_req q;
+	int r;
+
+	if ((la & 0xfff) || la >= PV_USER_LIMIT_NONE || (flags & ~PV_UVA_INVLPG))
+		return -PV_EINVAL;
+	if (pd + 4096 > env->ram_size)
+		return -PV_EFAULT;
+	memcpy(&pde, env->ram + pd + (la >> 22) * 4, 4);
+	if (!(pde & PTE_P) || (pde & PDE_PS))
+		return -PV_EINVAL; /* no page table maps la: MMU_UPDATE is for directories */
+	q.ptr = (pde & ~0xfffu) + ((la >> 12) & 0x3ff) * 4;
+	q.val = val;
+	r = check_req(env, &q);
+	if (r)
+		return r;
+	write_entry(env, q.ptr, val);
+	return 0;
+}
+
 int64_t pv_mmu_update(const struct pv_env *env, uint32_t gpa, uint32_t count)
 {
 	struct pv_mmu_req req[PV_MMU_MAX];
@@ -55,31 +115,12 @@ int64_t pv_mmu_update(const struct pv_env *env, uint32_t gpa, uint32_t count)
 	/* one copy: the guest (another vCPU) cannot change a request between check and use */
 	memcpy(req, env->ram + gpa, len);
 	for (uint32_t i = 0; i < count; i++) {
-		unsigned kind = req[i].ptr & 3;
-		uint32_t at = req[i].ptr & ~3u;
-		int r;
+		int r = check_req(env, &req[i]);
 
-		if (kind > PV_MMU_PDE)
-			return -PV_EINVAL;
-		if ((uint64_t)at + 4 > env->ram_size)
-			return -PV_EFAULT;
-		/* the kind is the guest's word: the live directory's entries are PDEs */
-		if ((at & ~0xfffu) == (env->cr3 & ~0xfffu))
-			kind = PV_MMU_PDE;
-		r = pv_mmu_check(env->ram_size, kind, at & 0xfff, req[i].val);
 		if (r)
 			return r;
-		/* the guest declared everything from user_limit up supervisor-only */
-		if (kind == PV_MMU_PDE && env->user_limit && (req[i].val & (PTE_P | PV_PDE_U)) ==
-		    (PTE_P | PV_PDE_U) && (at & 0xfff) / 4 >= env->user_limit >> 22)
-			return -PV_EPERM;
 	}
-	for (uint32_t i = 0; i < count; i++) {
-		uint32_t at = req[i].ptr & ~3u;
-
-		__atomic_store_n((uint32_t *)(env->ram + at), req[i].val, __ATOMIC_RELAXED);
-		if (env->written)
-			env->written(env->opaque, at);
-	}
+	for (uint32_t i = 0; i < count; i++)
+		write_entry(env, req[i].ptr & ~3u, req[i].val);
 	return count;
 }

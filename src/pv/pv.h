@@ -50,6 +50,8 @@ int64_t pv_hypercall(struct vcpu *vcpu, uint64_t nr, const uint64_t arg[5], uint
 
 /* mmu.c: check every request of a batch, then apply them all (or none). */
 int64_t pv_mmu_update(const struct pv_env *env, uint32_t gpa, uint32_t count);
+/* UPDATE_VA: the PTE that maps la in CR3's directory, checked as MMU_UPDATE checks it, written. */
+int64_t pv_update_va(const struct pv_env *env, uint32_t la, uint32_t val, uint32_t flags);
 /* Is a present page-table entry (kind PV_MMU_PTE/PDE, at offset ofs in its table) allowed? */
 int pv_mmu_check(uint64_t ram_size, unsigned kind, uint32_t ofs, uint32_t val);
 

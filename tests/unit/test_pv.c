@@ -211,6 +211,63 @@ static void test_mmu(void)
 	is_int(pv_dispatch(&e, PV_MMU_UPDATE, a), 2, "without USER_LIMIT a user PDE anywhere is done");
 }
 
+/* UPDATE_VA (1.1): the PTE CR3's directory leads to, checked as MMU_UPDATE, then the flush. */
+static void test_update_va(void)
+{
+	const uint32_t pd = CR3, pt = 0x20000, big = 0x00400000u;
+	struct pv_env e = env();
+	uint32_t a[5], pde2 = pt | 0x7, pde1 = big | 0x83, pte;
+
+	memset(ram + pd, 0, 4096);
+	memset(ram + pt, 0, 4096);
+	memcpy(ram + pd + 4 * 2, &pde2, 4);	/* 8-12 MiB: a page table at pt */
+	memcpy(ram + pd + 4 * 1, &pde1, 4);	/* 4-8 MiB: one 4 MiB page */
+#define UVA(la, val, fl) (a[0] = (la), a[1] = (val), a[2] = (fl), pv_dispatch(&e, PV_UPDATE_VA, a))
+	cpu_calls = written = 0;
+	is_int(UVA(0x00805000u, 0x00300000u | 3, PV_UVA_INVLPG), 0, "UPDATE_VA with a flush");
+	memcpy(&pte, ram + pt + 4 * 5, 4);
+	is_int(pte, 0x00300003u, "... wrote the PTE CR3's directory leads to");
+	ok(written == 1 && cpu_calls == 1 && cpu_last_nr == PV_TLB_FLUSH &&
+		   cpu_last_arg0 == 0x00805000u,
+	   "... told the engine, which flushed that page as TLB_FLUSH does");
+	is_int(UVA(0x00806000u, 0x00301000u | 3, 0), 0, "UPDATE_VA without a flush");
+	is_int(cpu_calls, 1, "... does not reach the engine");
+	is_int(UVA(0x00806000u, 0, 0), 0, "UPDATE_VA to not present");
+
+	cpu_calls = written = 0;
+	is_int(UVA(0x00805004u, 0x3003, 0), -PV_EINVAL, "refused: an unaligned linear address");
+	is_int(UVA(0xffc05000u, 0x3003, 0), -PV_EINVAL, "refused: the monitor's 4 MiB");
+	is_int(UVA(0x00805000u, 0x3003, 2), -PV_EINVAL, "refused: unknown flags");
+	is_int(UVA(0x00c05000u, 0x3003, 0), -PV_EINVAL, "refused: no PDE maps it");
+	is_int(UVA(0x00405000u, 0x3003, 0), -PV_EINVAL, "refused: a 4 MiB page (no PTE)");
+	is_int(UVA(0x00805000u, RAM | 1, PV_UVA_INVLPG), -PV_EPERM,
+	       "refused: a frame past the end of RAM");
+	is_int(UVA(0x00805000u, 0xfec00000u | 3, 0), -PV_EPERM, "refused: the IOAPIC's frame");
+	memcpy(&pte, ram + pt + 4 * 5, 4);
+	ok(pte == 0x00300003u && written == 0 && cpu_calls == 0,
+	   "... and none of them wrote or flushed anything");
+	pde2 = RAM | 0x7;
+	memcpy(ram + pd + 4 * 2, &pde2, 4);
+	is_int(UVA(0x00805000u, 0x3003, 0), -PV_EFAULT, "refused: a page table outside RAM");
+	e.cr3 = RAM;
+	is_int(UVA(0x00805000u, 0x3003, 0), -PV_EFAULT, "refused: CR3 outside RAM");
+	e = env();
+	e.cpu = NULL;
+	pde2 = pt | 0x7;
+	memcpy(ram + pd + 4 * 2, &pde2, 4);
+	is_int(UVA(0x00805000u, 0x3003, PV_UVA_INVLPG), -PV_ENOSYS,
+	       "no CPU hook: a flush cannot be served (-ENOSYS), and nothing is written");
+	memcpy(&pte, ram + pt + 4 * 5, 4);
+	is_int(pte, 0x00300003u, "... the PTE is unchanged");
+	/* the directory's own page through a self-map: its entries are PDEs */
+	pde2 = pd | 0x3;
+	memcpy(ram + pd + 4 * 2, &pde2, 4);
+	e = env();
+	is_int(UVA(0x00800000u + 1023 * 4096, 0x1003, 0), -PV_EPERM,
+	       "refused: PDE 1023 reached through a self-map");
+#undef UVA
+}
+
 static void test_vm_calls(void)
 {
 	struct vcpu v = { .vm = &vm };
@@ -377,6 +434,7 @@ int main(void)
 	test_numbers();
 	test_cpu_checks();
 	test_mmu();
+	test_update_va();
 	test_vm_calls();
 	test_random();
 	test_kvm_port();
