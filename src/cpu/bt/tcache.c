@@ -67,7 +67,8 @@ int tc_init(struct tcache **out, const struct bt_config *cfg)
 	meta_size = sizeof(*tc) + (size_t)max_blocks * sizeof(struct tc_block) +
 		    (size_t)max_marks * sizeof(struct tc_mark) +
 		    (size_t)max_exits * sizeof(struct tc_exit) + buckets * sizeof(void *) +
-		    2 * PAGE_INDEX_BUCKETS * sizeof(void *) + 8 * 64;
+		    2 * PAGE_INDEX_BUCKETS * sizeof(void *) +
+		    TC_SITE_SLOTS * sizeof(struct tc_site_slot) + 8 * 64;
 	p = mmap(NULL, meta_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		 -1, 0);
 	if (p == MAP_FAILED)
@@ -95,6 +96,7 @@ int tc_init(struct tcache **out, const struct bt_config *cfg)
 	tc->phash = meta_carve(&p, PAGE_INDEX_BUCKETS * sizeof(void *));
 	tc->lhash = meta_carve(&p, PAGE_INDEX_BUCKETS * sizeof(void *));
 	tc->page_mask = PAGE_INDEX_BUCKETS - 1;
+	tc->sites = meta_carve(&p, TC_SITE_SLOTS * sizeof(struct tc_site_slot));
 	tc_flush(tc);
 	tc->stats.flushes = 0;
 	tc->stats.generation = 0;
@@ -339,14 +341,22 @@ unsigned tc_invalidate_linear(struct tcache *tc, uint32_t la)
 	return invalidate(tc, tc->lhash, la & ~(PAGE_SIZE - 1));
 }
 
-int tc_site_lookup(struct tcache *tc, uint32_t tc_addr, struct bt_site *site)
+/* The block and the mark (the last at or before tc_addr) of a TC address; false if none. */
+static bool find_mark(struct tcache *tc, uint32_t tc_addr, struct tc_block **bp,
+		      const struct tc_mark **mp)
 {
-	struct tc_block *b = tc_block_at(tc, tc_addr);
+	struct tc_site_slot *slot = &tc->sites[(tc_addr ^ tc_addr >> 12) % TC_SITE_SLOTS];
+	struct tc_block *b;
 	uint32_t off, lo = 0, hi;
-	const struct tc_mark *m;
 
+	if (slot->tc_addr == tc_addr && slot->generation == tc->stats.generation && slot->b) {
+		*bp = slot->b;
+		*mp = slot->m;
+		return true;
+	}
+	b = tc_block_at(tc, tc_addr);
 	if (!b || !b->nmarks)
-		return -ENOENT;
+		return false;
 	off = tc_addr - b->tc;
 	hi = b->nmarks;
 	while (lo < hi) {
@@ -357,8 +367,20 @@ int tc_site_lookup(struct tcache *tc, uint32_t tc_addr, struct bt_site *site)
 			hi = mid;
 	}
 	if (lo == 0)
+		return false;
+	*slot = (struct tc_site_slot){ tc_addr, (uint32_t)tc->stats.generation, b, &b->marks[lo - 1] };
+	*bp = b;
+	*mp = slot->m;
+	return true;
+}
+
+int tc_site_lookup(struct tcache *tc, uint32_t tc_addr, struct bt_site *site)
+{
+	struct tc_block *b;
+	const struct tc_mark *m;
+
+	if (!find_mark(tc, tc_addr, &b, &m))
 		return -ENOENT;
-	m = &b->marks[lo - 1];
 	*site = (struct bt_site){
 		.kind = m->kind,
 		.action = m->action,

@@ -47,6 +47,18 @@ struct tc_mark {
 
 struct tc_block;
 
+/*
+ * A callout or fault site found before: every callout asks for its site, and
+ * two binary searches over ~100,000 blocks and their marks miss the cache at
+ * their last steps. Valid for one TC generation (a flush empties the TC).
+ */
+struct tc_site_slot {
+	uint32_t tc_addr, generation;
+	struct tc_block *b;
+	const struct tc_mark *m;
+};
+#define TC_SITE_SLOTS 4096
+
 /* A direct branch out of a block: a rel32 that jumps to its stub, or chained to a block. */
 struct tc_exit {
 	uint32_t target;	/* guest EIP */
@@ -101,6 +113,7 @@ struct tcache {
 	uint32_t hash_mask;
 	struct tc_pagelink **phash, **lhash;
 	uint32_t page_mask;
+	struct tc_site_slot *sites; /* tc_site_lookup's cache, by TC address */
 
 	struct bt_stats stats;
 	uint8_t fetch_buf[2 * 4096]; /* guest bytes of the block being translated */
