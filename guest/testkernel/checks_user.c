@@ -71,6 +71,10 @@ void checks_user(void)
 		kprintf("#   got vector %u err 0x%x cr2 0x%08x\n", pa->vector, pa->err, pa->cr2);
 	tap_pf(&a->probe[P_STOS_KHIGH], PF_U | PF_W | PF_P, k,
 	       "pv: ring 3 stosl to kernel data above USER_LIMIT: #PF err 0x7");
+	tap_pf(&a->probe[P_SEGHI_KHIGH], PF_U | PF_P, k,
+	       "pv: ring 3 read through a segment based at kernel data: #PF err 0x5");
+	tap_pf(&a->probe[P_EXPDOWN_KHIGH], PF_U | PF_P, k,
+	       "pv: ring 3 read through an expand-down segment above USER_LIMIT: #PF err 0x5");
 	tap_eq(khigh_secret, KHIGH_SECRET, "pv: ... and the kernel data is unchanged");
 #endif
 

@@ -22,6 +22,7 @@ struct seg_desc {
 #define ACC_RODATA0 0x91 /* present, DPL 0, data, read-only, accessed */
 #define ACC_CODE3 0xfb	 /* DPL 3 */
 #define ACC_DATA3 0xf3
+#define ACC_DATA3_DOWN 0xf7 /* DPL 3, data, expand-down, read/write, accessed */
 #define ACC_TSS 0x89   /* present, DPL 0, system, 32-bit TSS (available) */
 #define ACC_LDT 0x82   /* present, DPL 0, system, LDT */
 #define FL_4K_32 0xc   /* G=1 (limit in 4 KiB units), D=1 (32-bit) */
@@ -66,6 +67,11 @@ void gdt_init(void)
 	gdt[SEL_ODD >> 3] = seg(0, ODD_LIMIT, ACC_DATA0, FL_BYTE_32);
 	gdt[SEL_RODATA >> 3] = seg(0, 0xfffff, ACC_RODATA0, FL_4K_32);
 	ldt[0] = seg(0, LDT_LIMIT, ACC_DATA0, FL_BYTE_32);
+#ifdef TK_PV
+	/* valid offsets: 0-4095 from the kernel's data; USER_LIMIT to 4 GiB - 1 (B=1) */
+	gdt[SEL_UHIGH >> 3] = seg((uint32_t)&khigh_secret, 0xfff, ACC_DATA3, FL_BYTE_32);
+	gdt[SEL_UEXPDOWN >> 3] = seg(0, (USER_LIMIT_VA >> 12) - 1, ACC_DATA3_DOWN, FL_4K_32);
+#endif
 
 	/*
 	 * An I/O map base at or past the TSS limit means "no bitmap": with

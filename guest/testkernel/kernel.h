@@ -25,7 +25,11 @@
 #define SEL_KCODE2 0x38
 #define SEL_ODD 0x40
 #define SEL_RODATA 0x48
+#ifdef TK_PV
+#define GDT_ENTRIES 12 /* and SEL_UHIGH, SEL_UEXPDOWN: user.h */
+#else
 #define GDT_ENTRIES 10
+#endif
 #define SEL_LDT_DATA 0x04 /* LDT entry 0, TI=1, RPL 0 */
 #define ODD_LIMIT 0x12345u
 #define LDT_LIMIT 0xabcdu

@@ -69,6 +69,13 @@ static void privileged_probes(void)
 	UPROBE(P_WRITE_KHIGH, "movl %%edx, (%%edx)", (uint32_t)(uintptr_t)&khigh_secret);
 	UPROBE(P_ADD_KHIGH, "addl %%edx, (%%edx)", (uint32_t)(uintptr_t)&khigh_secret);
 	UPROBE(P_STOS_KHIGH, "movl %%edx, %%edi; stosl", (uint32_t)(uintptr_t)&khigh_secret);
+	/* segments the kernel gave ring 3 that cover its data: the pages still say no */
+	UPROBE(P_SEGHI_KHIGH, "movw $" XSTR(SEL_UHIGH) ", %%di; movw %%di, %%fs; movb %%fs:0, %%dl",
+	       0);
+	UPROBE(P_EXPDOWN_KHIGH,
+	       "movw $" XSTR(SEL_UEXPDOWN) ", %%di; movw %%di, %%fs; movl %%fs:(%%edx), %%edx",
+	       (uint32_t)(uintptr_t)&khigh_secret);
+	asm volatile("movw %w0, %%fs" : : "r"(0) : "memory");
 #endif
 }
 

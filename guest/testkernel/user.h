@@ -58,6 +58,8 @@ enum user_probe {
 	P_WRITE_KHIGH,
 	P_ADD_KHIGH,
 	P_STOS_KHIGH,
+	P_SEGHI_KHIGH,	 /* through a ring-3 segment based above USER_LIMIT */
+	P_EXPDOWN_KHIGH, /* through a ring-3 expand-down segment that starts there */
 	NR_PROBES
 };
 
@@ -67,6 +69,15 @@ enum user_probe {
 #define USER_GUARD 0x007fe000u	   /* never mapped */
 #define USER_KERNEL_VA 0x00100000u /* a supervisor page the probes poke at */
 extern volatile uint32_t khigh_secret; /* kernel data the pv build's probes poke at */
+/*
+ * The pv build's two ring-3 data segments that reach the kernel above
+ * USER_LIMIT: one based at khigh_secret, one expand-down from the limit up.
+ * Ring 3 must fault through both (plain numbers: user.c puts them in asm).
+ */
+#define SEL_UHIGH 0x53	  /* GDT entry 10, RPL 3 */
+#define SEL_UEXPDOWN 0x5b /* GDT entry 11, RPL 3 */
+#define XSTR(x) STR_(x)
+#define STR_(x) #x
 #define KHIGH_SECRET 0x5ec12e75u
 
 #define USER_MIN_SLICES 3

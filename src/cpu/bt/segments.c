@@ -110,12 +110,16 @@ static struct user_desc mirror_desc(unsigned slot, const struct bt_seg *s, bool 
 	/*
 	 * Keep [base, base + limit] below BT_TOP: the runtime owns the top. An
 	 * expand-down segment's valid offsets run up to 4 GiB and cannot be
-	 * truncated this way (docs/bt.md: not yet transparent). Below a pv
-	 * guest's USER_LIMIT the kernel's pages are not hidden, so there ring 3
-	 * gets an expand-down segment with no valid offset at all (limit 4 GiB - 1,
-	 * SDM vol. 3 §5.3): every access through it traps and is emulated.
+	 * truncated this way (docs/bt.md: not yet transparent). Above a pv
+	 * guest's USER_LIMIT the kernel's pages are not hidden, so ring 3 gets
+	 * an expand-down segment with no valid offset at all (limit 4 GiB - 1,
+	 * SDM vol. 3 §5.3) for one of those, and for a data segment based at or
+	 * above the limit, whose one-byte truncation below would leave its first
+	 * byte reachable: every access through it traps and is emulated.
 	 */
-	if (!(type & 8) && (type & 4) && truncate && top != BT_TOP) {
+	if (!(type & 8) && ((type & 4) || s->base >= top) && truncate && top != BT_TOP) {
+		u.contents = MODIFY_LDT_CONTENTS_STACK;
+		u.seg_32bit = 1;
 		u.limit = 0xfffff;
 		u.limit_in_pages = 1;
 		return u;
