@@ -249,8 +249,36 @@ static int cmd_run(int argc, char **argv)
 	return r;
 }
 
+/*
+ * glibc picks AVX/AVX-512 versions of memcpy, memcmp, strlen... at start-up.
+ * The bt engine's far callouts run C and libraries between guest
+ * instructions; if none of it touches the AVX registers, a callout keeps the
+ * guest's x87/SSE state with FXSAVE and leaves the rest where it is, instead
+ * of saving and restoring all the host's AVX-512 state around every callout
+ * (docs/bt.md, "The world switch"). So ring3 restarts itself once with those
+ * variants turned off; the runtime checks that they are (xstate.c).
+ */
+static void libc_without_avx(char **argv)
+{
+	static const char mask[] = "glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,"
+				   "-AVX512DQ,-AVX512CD,-FMA,-FMA4,-AVX_Fast_Unaligned_Load";
+	const char *old = getenv("GLIBC_TUNABLES");
+	char *t;
+
+	if (getenv("RING3_LIBC_TUNED") || (getenv("RING3_AVX") && !strcmp(getenv("RING3_AVX"), "1")))
+		return;
+	if (asprintf(&t, "%s%s%s", old ? old : "", old ? ":" : "", mask) < 0)
+		return;
+	setenv("GLIBC_TUNABLES", t, 1);
+	setenv("RING3_LIBC_TUNED", "1", 1);
+	free(t);
+	execv("/proc/self/exe", argv);
+	/* no /proc: go on as we are; callouts then save all the extended state */
+}
+
 int main(int argc, char **argv)
 {
+	libc_without_avx(argv);
 	if (getenv("RING3_VERBOSE"))
 		log_verbose = 1;
 	if (argc < 2) {

@@ -612,9 +612,10 @@ static void bt_print_stats(struct vm *vm, FILE *f)
 		   "\n",
 		s.tc_lookups, pct(s.tc_lookup_hits, s.tc_lookups), s.tc_chains, s.tc_invalidated);
 	fprintf(f, "    callouts: chain %" PRIu64 ", indirect %" PRIu64 ", irq window %" PRIu64
-		   ", emulate %" PRIu64 "\n",
+		   ", emulate %" PRIu64 "; each keeps %s\n",
 		s.callout[BT_SITE_CHAIN], s.callout[BT_SITE_INDIRECT], s.callout[BT_SITE_IRQ_WINDOW],
-		s.callout[BT_SITE_EMULATE]);
+		s.callout[BT_SITE_EMULATE],
+		s.far_fx ? "the x87/SSE state (FXSAVE)" : "all the extended state (XSAVEOPT)");
 }
 
 static void bt_destroy(struct vm *vm)

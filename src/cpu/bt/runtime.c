@@ -26,6 +26,7 @@ uint64_t rt_far_stack;
 /* XSAVE area for the guest's extended state across a far callout (sized in tcrun_init). */
 uint8_t rt_far_xsave[RT_XSAVE_MAX] __attribute__((aligned(64)));
 uint32_t rt_xsave_size;
+uint8_t rt_far_fx; /* far callouts keep x87/SSE only: nothing in the runtime touches AVX */
 volatile uint8_t rt_in_callout, rt_kick_deferred;
 extern char rt_far_check[], rt_far_again[];
 _Static_assert(offsetof(ucontext_t, uc_mcontext.gregs) == 40, "ucontext layout");
@@ -157,19 +158,33 @@ __asm__(".text\n"
 	"movq rt_host_fsbase(%rip), %rax\n\t"
 	"wrfsbase %rax\n\t"
 	/*
-	 * The guest's FPU/SSE/AVX state: the runtime's C code and libraries use
-	 * those registers. All of it, though the virtual CPU offers no AVX: ring 3
-	 * runs natively and sees the host's CPUID, so a guest process may hold
-	 * AVX state that an interrupt handled here must not clobber.
+	 * The guest's extended state: the runtime's C code and libraries use those
+	 * registers. Ring 3 runs natively and sees the host's CPUID, so a guest
+	 * process may hold AVX state that an interrupt handled here must not
+	 * clobber. With rt_far_fx the runtime and its libraries touch only x87
+	 * and SSE (main.c, tcrun.c): FXSAVE keeps those, and the AVX state stays
+	 * in the registers. Otherwise XSAVEOPT keeps it all.
 	 */
+	"cmpb $0, rt_far_fx(%rip)\n\t"
+	"je 1f\n\t"
+	"fxsave64 rt_far_xsave(%rip)\n\t"
+	"jmp 2f\n"
+	"1:\n\t"
 	"movl $-1, %eax\n\t"
 	"movl $-1, %edx\n\t"
-	"xsaveopt64 rt_far_xsave(%rip)\n\t"
+	"xsaveopt64 rt_far_xsave(%rip)\n"
+	"2:\n\t"
 	"call rt_far_callout\n"
 	"rt_far_resume:\n\t"
+	"cmpb $0, rt_far_fx(%rip)\n\t"
+	"je 3f\n\t"
+	"fxrstor64 rt_far_xsave(%rip)\n\t"
+	"jmp 4f\n"
+	"3:\n\t"
 	"movl $-1, %eax\n\t"
 	"movl $-1, %edx\n\t"
-	"xrstor64 rt_far_xsave(%rip)\n\t"
+	"xrstor64 rt_far_xsave(%rip)\n"
+	"4:\n\t"
 	"movw rt_sel_out+0(%rip), %ax\n\t"
 	"movw %ax, %ds\n\t"
 	"movw rt_sel_out+2(%rip), %ax\n\t"
@@ -213,9 +228,15 @@ __asm__(".text\n"
 	"popfq\n\t"
 	"movq rt_host_fsbase(%rip), %rax\n\t"
 	"wrfsbase %rax\n\t"
+	"cmpb $0, rt_far_fx(%rip)\n\t"
+	"je 5f\n\t"
+	"fxsave64 rt_far_xsave(%rip)\n\t"
+	"jmp 6f\n"
+	"5:\n\t"
 	"movl $-1, %eax\n\t"
 	"movl $-1, %edx\n\t"
-	"xsaveopt64 rt_far_xsave(%rip)\n\t"
+	"xsaveopt64 rt_far_xsave(%rip)\n"
+	"6:\n\t"
 	"call rt_far_kick\n\t"
 	"jmp rt_far_resume\n"
 	".size rt_far_entry, .-rt_far_entry\n");
@@ -319,11 +340,25 @@ static void wait_owner(void)
 	__atomic_store_n(&sh->owner_sleeping[me], 0, __ATOMIC_RELAXED);
 }
 
+/*
+ * In a far callout with rt_far_fx the save area holds the guest's x87/SSE
+ * state and the registers hold the rest (AVX, AVX-512): both ways, the
+ * components past SSE move between the registers and the area here.
+ */
+static bool far_fx_context(void)
+{
+	return rt_far_fx && rt.fp == rt_far_xsave;
+}
+
 /* The extended state between this context's save area and the shared page. */
 static void xstate_out(void)
 {
 	uint32_t n = rt.fp_size < BT_XSTATE_MAX ? rt.fp_size : BT_XSTATE_MAX;
 
+	if (far_fx_context()) {
+		__asm__ volatile("xsave64 %0" : "+m"(rt_far_xsave) : "a"(~3u), "d"(~0u));
+		rt_far_xsave[512] |= 3; /* XSTATE_BV: the x87 and SSE state FXSAVE put there */
+	}
 	memcpy(rt.sh->xstate, rt.fp, n);
 	rt.sh->xstate_size = n;
 }
@@ -336,6 +371,8 @@ static void xstate_in(void)
 	memcpy(rt.fp, rt.sh->xstate, n < 464 ? n : 464);
 	if (n > 512)
 		memcpy(rt.fp + 512, rt.sh->xstate + 512, n - 512);
+	if (far_fx_context() && n > 512)
+		__asm__ volatile("xrstor64 %0" : : "m"(rt_far_xsave), "a"(~3u), "d"(~0u));
 }
 
 static void take_vcpu(void)

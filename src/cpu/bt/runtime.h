@@ -152,6 +152,8 @@ uint64_t rt_syscall6(uint64_t nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_
 int rt_signal(int sig, siginfo_t *si, ucontext_t *uc);
 void rt_far_callout(void);
 extern uint32_t rt_xsave_size; /* XSAVE size of the enabled features (CPUID 0xd) */
+extern uint8_t rt_far_fx;      /* far callouts FXSAVE only x87/SSE (runtime.c) */
+bool xstate_libc_spares_avx(void); /* xstate.c */
 void rt_far_kick(void);
 extern uint64_t rt_far_stack;
 #define RT_XSAVE_MAX (16u << 10)

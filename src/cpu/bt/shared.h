@@ -144,6 +144,7 @@ struct bt_counters {
 	uint64_t shadow_faults_u; /* ... of them in U (ring 3's shadow) */
 	uint64_t cr3_loads, pge_toggles; /* what made K flush: CR3 loads, CR4.PGE changes */
 	uint64_t invlpg;
+	uint64_t far_fx;	  /* 1: far callouts keep only x87/SSE (runtime.c rt_far_fx) */
 	uint64_t smc_writes;	  /* guest writes that hit a page with translated code */
 	uint64_t us_hides, us_shows; /* kernel-only page runs hidden at CPL 3, shown again */
 	uint64_t us_preshows;	  /* ... shown again at kernel entry, before a fault */

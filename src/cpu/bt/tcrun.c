@@ -194,6 +194,9 @@ int tcrun_init(void)
 		rt_xsave_size = b;
 		memset(rt_far_xsave, 0, sizeof(rt_far_xsave));
 		__asm__ volatile("xsave64 %0" : "+m"(rt_far_xsave) : "a"(-1), "d"(-1));
+		/* a far callout keeps only x87/SSE if nothing it runs touches the rest (xstate.c) */
+		rt_far_fx = xstate_libc_spares_avx();
+		rt.st->far_fx = rt_far_fx;
 	}
 	top = mmap((void *)(uintptr_t)BT_TOP, BT_TOP_SIZE, PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
