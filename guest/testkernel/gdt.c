@@ -100,6 +100,13 @@ void gdt_init(void)
 		     : "i"(SEL_KCODE), "r"(SEL_KDATA)
 		     : "memory");
 
+#ifdef TK_PV
+	/* the flat model (isr.S): DS, ES, FS, GS on ring 3's flat data selector; SS stays ring 0's */
+	asm volatile("movw %w0, %%ds\n\tmovw %w0, %%es\n\tmovw %w0, %%fs\n\tmovw %w0, %%gs"
+		     :
+		     : "r"(SEL_UDATA)
+		     : "memory");
+#endif
 #ifndef TK_PV /* pv: no LDT, and STACK_SWITCH stands for the TSS */
 	asm volatile("lldt %w0" : : "r"(SEL_LDT));
 	asm volatile("ltr %w0" : : "r"(SEL_TSS)); /* marks the TSS descriptor busy */

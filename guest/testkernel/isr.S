@@ -5,6 +5,24 @@
  * Intel SDM vol. 3 ch. 6 (§6.12: exception and interrupt handling, §6.13: error codes).
  */
 #define SEL_KDATA 0x10
+#define SEL_UDATA 0x23
+
+/*
+ * The pv build's flat model (docs/pv.md): the kernel's DS, ES, FS and GS hold
+ * ring 3's flat data selector, as Linux's i386 kernel runs on __USER_DS, so
+ * an entry from ring 3 finds them right already, and a segment register is
+ * loaded only when it differs — a load costs a runtime callout under bt.
+ * The comparison reads the selector (MOV from Sreg is not a callout); equal
+ * selectors of the one GDT the kernel never rewrites name the same segment.
+ */
+	.macro load_if_differs sreg, sel
+	movw %\sreg, %ax
+	cmpw \sel, %ax
+	je 1f
+	movw \sel, %ax
+	movw %ax, %\sreg
+1:
+	.endm
 
 	.altmacro
 	/* The CPU pushes an error code for #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC, #SX. */
@@ -39,9 +57,14 @@ alltraps:
 	pushl %fs
 	pushl %gs
 	pushal
+#ifdef TK_PV
+	load_if_differs ds, $SEL_UDATA	/* ring 3 may have loaded anything */
+	load_if_differs es, $SEL_UDATA
+#else
 	movw $SEL_KDATA, %ax	/* from ring 3, DS/ES hold user selectors */
 	movw %ax, %ds
 	movw %ax, %es
+#endif
 	pushl %esp		/* trap(struct trapframe *) */
 	call trap
 	addl $4, %esp
@@ -49,12 +72,22 @@ alltraps:
 	/* A new task's first "return" from swtch() lands here too. */
 	.globl trapret
 trapret:
+#ifdef TK_PV
+	/* struct trapframe: PUSHA's 32 bytes, then GS, FS, ES, DS */
+	load_if_differs gs, 32(%esp)
+	load_if_differs fs, 36(%esp)
+	load_if_differs es, 40(%esp)
+	load_if_differs ds, 44(%esp)
+	popal
+	addl $24, %esp		/* GS, FS, ES, DS, vector and error code */
+#else
 	popal
 	popl %gs
 	popl %fs
 	popl %es
 	popl %ds
 	addl $8, %esp		/* vector and error code */
+#endif
 	iret
 
 /*
