@@ -143,6 +143,54 @@ static void check_cpuid_tsc(void)
 }
 
 /*
+ * A data-segment load reads its descriptor again even when the selector is the
+ * one already loaded (SDM vol. 3 §3.4.3, vol. 2 MOV): a descriptor rewritten in
+ * place takes effect at the next load, by MOV or by POP, and a load sets a
+ * cleared accessed bit. (The bt engine skips reloads that change nothing.)
+ */
+#ifndef TK_PV
+static void check_segment_reload(void)
+{
+	static volatile uint32_t z = 0x12121212, a = 0xaaaa5555, b = 0x5555aaaa;
+	static uint32_t v[3], w[4];
+	volatile uint32_t *slot = gdt_odd_slot();
+	uint64_t d0 = gdt_odd_desc((uint32_t)&z, 1), d1 = gdt_odd_desc((uint32_t)&a, 1),
+		 d2 = gdt_odd_desc((uint32_t)&b, 0);
+	uint32_t tmp, sel = SEL_ODD;
+
+	w[0] = (uint32_t)d1, w[1] = (uint32_t)(d1 >> 32);
+	w[2] = (uint32_t)d2, w[3] = (uint32_t)(d2 >> 32);
+	slot[0] = (uint32_t)d0;
+	slot[1] = (uint32_t)(d0 >> 32);
+	/* ES is not the compiler's until it holds SEL_KDATA again: one block */
+	asm volatile("mov %w[sel], %%es\n\t"
+		     "mov %%es:0, %[t]; mov %[t], %[v0]\n\t"
+		     "mov %[w0], %[t]; mov %[t], (%[slot])\n\t"
+		     "mov %[w1], %[t]; mov %[t], 4(%[slot])\n\t"
+		     "mov %w[sel], %%es\n\t"
+		     "mov %%es:0, %[t]; mov %[t], %[v1]\n\t"
+		     "mov %[w2], %[t]; mov %[t], (%[slot])\n\t"
+		     "mov %[w3], %[t]; mov %[t], 4(%[slot])\n\t"
+		     "push %[sel]; pop %%es\n\t"
+		     "mov %%es:0, %[t]; mov %[t], %[v2]\n\t"
+		     "push %[kdata]; pop %%es"
+		     : [t] "=&r"(tmp), [v0] "=m"(v[0]), [v1] "=m"(v[1]), [v2] "=m"(v[2])
+		     : [sel] "r"(sel), [slot] "r"(slot), [w0] "m"(w[0]), [w1] "m"(w[1]),
+		       [w2] "m"(w[2]), [w3] "m"(w[3]), [kdata] "i"(SEL_KDATA)
+		     : "memory");
+	int accessed = (slot[1] >> 8) & 1;
+
+	slot[0] = (uint32_t)gdt_odd_desc(0, 1);
+	slot[1] = (uint32_t)(gdt_odd_desc(0, 1) >> 32);
+	if (!tap_ok(v[0] == z && v[1] == a,
+		    "a reload of the loaded ES by MOV reads its rewritten descriptor"))
+		kprintf("#   read 0x%x then 0x%x\n", v[0], v[1]);
+	tap_ok(v[2] == b, "... and by POP");
+	tap_ok(accessed, "... and sets the accessed bit the guest cleared");
+}
+#endif
+
+/*
  * The pv build loads no LDT, reads no CR0/CR4 and keeps IF in the shared
  * page: its transparency checks are the checks of the ABI's answers (pv.c).
  */
@@ -157,6 +205,7 @@ void checks_cpu(void)
 	check_descriptor_queries();
 #ifndef TK_PV
 	check_flags();
+	check_segment_reload();
 #endif
 	check_cpuid_tsc();
 }

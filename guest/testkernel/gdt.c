@@ -55,6 +55,24 @@ static struct seg_desc seg(uint32_t base, uint32_t limit, uint8_t access, uint8_
 	return d;
 }
 
+/*
+ * SEL_ODD's descriptor slot and what it would hold with another base (and the
+ * accessed bit clear if !accessed): checks_cpu.c rewrites it in place.
+ */
+volatile uint32_t *gdt_odd_slot(void)
+{
+	return (volatile uint32_t *)&gdt[SEL_ODD >> 3];
+}
+
+uint64_t gdt_odd_desc(uint32_t base, int accessed)
+{
+	struct seg_desc d = seg(base, ODD_LIMIT, accessed ? ACC_DATA0 : ACC_DATA0 & ~1, FL_BYTE_32);
+	uint64_t v;
+
+	__builtin_memcpy(&v, &d, 8);
+	return v;
+}
+
 void gdt_init(void)
 {
 	gdt[SEL_KCODE >> 3] = seg(0, 0xfffff, ACC_CODE0, FL_4K_32);

@@ -146,6 +146,8 @@ int serial_thr_empty(void);
 
 /* gdt.c */
 void gdt_init(void);
+volatile uint32_t *gdt_odd_slot(void);
+uint64_t gdt_odd_desc(uint32_t base, int accessed);
 void gdt_set_esp0(uint32_t esp0);
 extern struct dtr gdt_loaded, idt_loaded;
 

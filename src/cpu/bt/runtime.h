@@ -204,6 +204,8 @@ void vcpu_shadow(void); /* STI just set IF: the next instruction runs before any
 /* segments.c: descriptors and their mirrors in the child's LDT */
 int seg_read_desc(uint16_t sel, uint64_t *desc, struct bt_fault *f);
 void seg_from_desc(struct bt_seg *s, uint16_t sel, uint64_t desc);
+uint64_t seg_to_desc(const struct bt_seg *s);
+void seg_fast_key(int sreg, uint32_t key[4]);
 int seg_load(int sreg, uint16_t sel, struct bt_fault *f);
 void seg_set(int sreg, const struct bt_seg *s);
 void seg_set_null(int sreg);

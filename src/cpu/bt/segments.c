@@ -70,6 +70,49 @@ void seg_from_desc(struct bt_seg *s, uint16_t sel, uint64_t d)
 	s->limit = (s->attr & BT_SEG_G) ? limit << 12 | 0xfff : limit;
 }
 
+/* The 8 bytes seg_from_desc would turn into *s. */
+uint64_t seg_to_desc(const struct bt_seg *s)
+{
+	uint32_t limit = (s->attr & BT_SEG_G) ? s->limit >> 12 : s->limit;
+
+	return (uint64_t)(limit & 0xffff) | (uint64_t)(s->base & 0xffffff) << 16 |
+	       (uint64_t)(s->attr & 0xff) << 40 | (uint64_t)((limit >> 16) & 0xf) << 48 |
+	       (uint64_t)((s->attr >> 12) & 0xf) << 52 | (uint64_t)(s->base >> 24) << 56;
+}
+
+/*
+ * The translator's skipped reload (translate.h, BT_FASTSEG_*): for data segment register
+ * sreg, the selector and descriptor bytes for which a load at CPL 0 would give exactly what
+ * the register holds now and write nothing. Translated code compares the GDT's bytes at
+ * load time; here only the register's own contents are checked, so nothing is read.
+ */
+void seg_fast_key(int sreg, uint32_t key[4])
+{
+	const struct bt_vcpu *c = rt.cpu;
+	const struct bt_seg *s = &c->seg[sreg];
+	unsigned rpl = s->sel & 3, type = BT_SEG_TYPE(s->attr);
+	uint32_t off = s->sel & ~7u, la = c->gdt_base + off;
+	struct bt_seg back;
+	uint64_t d;
+
+	key[BT_FASTSEG_NEGSEL / 4] = 0x80000000u; /* matches no selector */
+	if (sreg == BT_CS || sreg == BT_SS || !off || (s->sel & 4) || off + 7 > c->gdt_limit ||
+	    la > BT_TOP - 8 || la + 7 >= BT_TOP)
+		return;
+	/* seg_load's checks at CPL 0; the accessed bit set, so the load writes nothing */
+	if (!(s->attr & BT_SEG_S) || (type & 0xa) == 0x8 || !(s->attr & BT_SEG_P) ||
+	    !(type & 1) || ((!(type & 8) || !(type & 4)) && rpl > BT_SEG_DPL(s->attr)))
+		return;
+	d = seg_to_desc(s);
+	seg_from_desc(&back, s->sel, d);
+	if (back.base != s->base || back.limit != s->limit || back.attr != s->attr)
+		return; /* not what a load of d would give (a boot-time register, say) */
+	key[BT_FASTSEG_NEGSEL / 4] = -(uint32_t)s->sel;
+	key[BT_FASTSEG_LA / 4] = la;
+	key[BT_FASTSEG_NEGLO / 4] = -(uint32_t)d;
+	key[BT_FASTSEG_NEGHI / 4] = -(uint32_t)(d >> 32);
+}
+
 /* Set the accessed bit in the guest's descriptor, as the CPU does on a load. */
 int seg_set_accessed(uint16_t sel, uint64_t desc)
 {

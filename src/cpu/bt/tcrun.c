@@ -32,6 +32,7 @@
 #define ST_SCRATCH 64
 #define ST_SITE 96
 #define ST_FAR 100
+#define ST_FASTSEG 128 /* BT_NSREG * BT_FASTSEG_SIZE */
 #define NPAGES (BT_TOP >> 12)
 
 bool rt_translate;
@@ -227,7 +228,7 @@ int tcrun_init(void)
 		.gs_base = BT_TOP,
 		.state = { .vif = ST_VIF, .vflags = ST_VFLAGS, .irq_pending = ST_PENDING,
 			   .sel = ST_SEL, .scratch = ST_SCRATCH, .callout_site = ST_SITE,
-			   .callout_far = ST_FAR },
+			   .callout_far = ST_FAR, .fastseg = ST_FASTSEG },
 		.callout = rt_callout_int3 ? BT_CALLOUT_INT3 : BT_CALLOUT_FARJMP,
 		.fetch = fetch,
 		.code_page = code_page,
@@ -290,8 +291,14 @@ static void sync_to_state(void)
 	*st32(ST_VFLAGS) = c->eflags & (FL_IOPL | FL_AC);
 	*st32(ST_PENDING) = vcpu_irq_waiting() ? BT_VIF : 0;
 	pv_bt_sync_to();
-	for (int s = 0; s < BT_NSREG; s++)
+	for (int s = 0; s < BT_NSREG; s++) {
+		uint32_t key[4];
+
 		*st32(ST_SEL + 4 * s) = c->seg[s].sel;
+		seg_fast_key(s, key);
+		for (int i = 0; i < 4; i++)
+			*st32(ST_FASTSEG + BT_FASTSEG_SIZE * (unsigned)s + 4 * (unsigned)i) = key[i];
+	}
 }
 
 /* The guest state at an exact site: spilled registers back, EIP where the state stands. */

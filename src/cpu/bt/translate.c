@@ -616,6 +616,74 @@ static void xl_sreg_read(struct xl *x, const uint8_t *guest)
 	mark(x, BT_SITE_INLINE, 0, BT_SITE_EXACT | TC_MARK_AT_NEXT);
 }
 
+static void xl_callout(struct xl *x);
+
+/*
+ * MOV r16/r32 to DS/ES/FS/GS, and POP of them, at CPL 0: skipped inline when the selector is
+ * the one loaded and its GDT descriptor still holds what was loaded (translate.h
+ * BT_FASTSEG_*), else the emulate callout. The compares use LEA and JECXZ, which leave the
+ * guest's flags alone. The selector and descriptor reads may fault like the load's own would:
+ * the site is exact at the instruction, with EAX, ECX and EDX in scratch.
+ */
+static bool xl_sreg_load(struct xl *x)
+{
+	const struct bt_insn *in = x->in;
+	const uint8_t spilled = R(BT_EAX) | R(BT_ECX) | R(BT_EDX);
+	bool pop = in->zi.mnemonic == ZYDIS_MNEMONIC_POP;
+	ZydisRegister sreg = in->ops[0].reg.value;
+	uint32_t key = x->tc->cfg.state.fastseg + BT_FASTSEG_SIZE * (sreg - ZYDIS_REGISTER_ES);
+	uint32_t miss[3], done;
+
+	if ((x->mode.flags & BT_MODE_CPL) ||
+	    (sreg != ZYDIS_REGISTER_DS && sreg != ZYDIS_REGISTER_ES && sreg != ZYDIS_REGISTER_FS &&
+	     sreg != ZYDIS_REGISTER_GS) ||
+	    (in->flags & BT_INSN_ASIZE16) || (!pop && in->ops[1].type != ZYDIS_OPERAND_TYPE_REGISTER))
+		return false;
+	mark(x, BT_SITE_INLINE, 0, BT_SITE_EXACT);
+	spill(x, BT_EAX);
+	spill(x, BT_ECX);
+	spill(x, BT_EDX);
+	mark(x, BT_SITE_INLINE, spilled, BT_SITE_EXACT);
+	if (pop)
+		ebytes(x, "\x0f\xb7\x04\x24", 4); /* movzwl (%esp), %eax: may fault */
+	else
+		e8(x, 0x0f), e8(x, 0xb7),	   /* movzwl %r16, %eax */
+			e8(x, (uint8_t)(0xc0 | ZydisRegisterGetId(in->ops[1].reg.value)));
+	gs_load(x, BT_ECX, key + BT_FASTSEG_NEGSEL);
+	ebytes(x, "\x8d\x0c\x08", 3);	   /* lea (%eax,%ecx), %ecx */
+	ebytes(x, "\xe3\x02", 2);		   /* jecxz +2 */
+	miss[0] = jump8(x, 0xeb);
+	gs_load(x, BT_ECX, key + BT_FASTSEG_LA);
+	ebytes(x, "\x2e\x8b\x01", 3);	   /* mov %cs:(%ecx), %eax: may fault */
+	ebytes(x, "\x2e\x8b\x49\x04", 4);	   /* mov %cs:4(%ecx), %ecx */
+	gs_load(x, BT_EDX, key + BT_FASTSEG_NEGHI);
+	ebytes(x, "\x8d\x0c\x11", 3);	   /* lea (%ecx,%edx), %ecx */
+	ebytes(x, "\xe3\x02", 2);
+	miss[1] = jump8(x, 0xeb);
+	gs_load(x, BT_ECX, key + BT_FASTSEG_NEGLO);
+	ebytes(x, "\x8d\x0c\x08", 3);	   /* lea (%eax,%ecx), %ecx */
+	ebytes(x, "\xe3\x02", 2);
+	miss[2] = jump8(x, 0xeb);
+	fill(x, BT_EAX);
+	fill(x, BT_ECX);
+	fill(x, BT_EDX);
+	mark(x, BT_SITE_INLINE, 0, BT_SITE_EXACT);
+	if (pop)
+		ebytes(x, (in->flags & BT_INSN_OSIZE16) ? "\x8d\x64\x24\x02" : "\x8d\x64\x24\x04",
+		       4);			   /* lea 2 or 4(%esp), %esp */
+	done = jump8(x, 0xeb);
+	for (int i = 0; i < 3; i++)
+		land(x, miss[i]);
+	mark(x, BT_SITE_INLINE, spilled, BT_SITE_EXACT);
+	fill(x, BT_EAX);
+	fill(x, BT_ECX);
+	fill(x, BT_EDX);
+	xl_callout(x);
+	land(x, done);
+	mark(x, BT_SITE_INLINE, 0, BT_SITE_EXACT | TC_MARK_AT_NEXT);
+	return true;
+}
+
 /* Callouts that end the block but may fall through get a chainable exit to resume at. */
 static bool falls_through(enum bt_action a, const struct bt_insn *in)
 {
@@ -675,6 +743,10 @@ static bool xl_sensitive(struct xl *x, const uint8_t *guest)
 	case BT_ACT_SREG_READ:
 		xl_sreg_read(x, guest);
 		return true;
+	case BT_ACT_SREG_LOAD:
+		if (xl_sreg_load(x))
+			return true;
+		break;
 	default:
 		break;
 	}

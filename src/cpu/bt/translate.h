@@ -58,7 +58,21 @@ struct bt_state_layout {
 	uint32_t scratch;     /* BT_SCRATCH_SIZE bytes */
 	uint32_t callout_site; /* BT_CALLOUT_FARJMP: the site's TC address is stored here */
 	uint32_t callout_far;  /* BT_CALLOUT_FARJMP: m16:32 far pointer to the runtime's entry */
+	uint32_t fastseg;      /* u32 [6][4] by segment register: a reload that changes nothing
+				  (BT_FASTSEG_*; the runtime keeps them, segments.c) */
 };
+
+/*
+ * A data-segment load of the selector already loaded, whose descriptor in the GDT still holds
+ * exactly what was loaded, changes nothing a CPU would change (the accessed bit is set
+ * already): translated code at CPL 0 skips the callout for it. Linux's i386 entry and exit
+ * code reloads DS and ES with the same selector on every kernel entry and exit.
+ */
+#define BT_FASTSEG_NEGSEL 0 /* -selector; 0x80000000 when no reload is skipped */
+#define BT_FASTSEG_LA 4	    /* linear address of its 8-byte descriptor */
+#define BT_FASTSEG_NEGLO 8  /* -(descriptor bits 31:0) */
+#define BT_FASTSEG_NEGHI 12 /* -(descriptor bits 63:32) */
+#define BT_FASTSEG_SIZE 16
 
 /*
  * How translated code enters the runtime. INT3: SIGTRAP with RIP after the int3, the site is
