@@ -52,21 +52,17 @@ static unsigned xcr0(void)
 
 /* The registers are loaded once; only stores read them afterwards. */
 #define LOAD_YMM(n) __asm__ volatile("vbroadcastss %0, %%ymm" #n : : "m"(want[n]))
-#define CHECK_YMM(n)                                                                       \
-	do {                                                                               \
-		__asm__ volatile("vmovups %%ymm" #n ", %0" : "=m"(*(unsigned(*)[8])got));     \
-		for (int i = 0; i < 8; i++)                                                \
-			if (got[i] != want[n])                                             \
-				return 1;                                                  \
-	} while (0)
 #define LOAD_ZMM(n) __asm__ volatile("vbroadcastss %0, %%zmm" #n : : "m"(want[n]))
-#define CHECK_ZMM(n)                                                                       \
+/* reg is ymm or zmm, words 8 or 16 */
+#define CHECK(reg, n, words)                                                               \
 	do {                                                                               \
-		__asm__ volatile("vmovups %%zmm" #n ", %0" : "=m"(*(unsigned(*)[16])got));    \
-		for (int i = 0; i < 16; i++)                                               \
+		__asm__ volatile("vmovups %%" #reg #n ", %0" : "=m"(*(unsigned(*)[words])got)); \
+		for (int i = 0; i < (words); i++)                                          \
 			if (got[i] != want[n])                                             \
 				return 1;                                                  \
 	} while (0)
+#define CHECK_YMM(n) CHECK(ymm, n, 8)
+#define CHECK_ZMM(n) CHECK(zmm, n, 16)
 
 static int check_avx(void)
 {

@@ -11,12 +11,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/guest/i386-guest.inc
-if ! gcc -m32 -Os -static -nostdlib -ffreestanding -fno-pic -fno-asynchronous-unwind-tables \
-	-Wall -Wextra -Werror -Wl,--build-id=none -Wl,-N -Wl,--no-warn-rwx-segments -s \
-	-o "$tmp/avx" guest/linux/avx-user.c 2>"$tmp/cc"; then
-	echo "1..0 # SKIP cannot build a 32-bit program: $(head -1 "$tmp/cc")"
-	exit 0
-fi
+build_user guest/linux/avx-user.c "$tmp/avx"
 "$tmp/avx"
 native=$?
 if [ "$native" = 77 ]; then

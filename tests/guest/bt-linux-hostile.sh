@@ -13,12 +13,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/guest/i386-guest.inc
-if ! gcc -m32 -Os -static -nostdlib -ffreestanding -fno-pic -fno-asynchronous-unwind-tables \
-	-Wall -Wextra -Werror -Wl,--build-id=none -Wl,-N -Wl,--no-warn-rwx-segments -s \
-	-o "$tmp/hu" guest/linux/hostile-user.c 2>"$tmp/cc"; then
-	echo "1..0 # SKIP cannot build a 32-bit program: $(head -1 "$tmp/cc")"
-	exit 0
-fi
+build_user guest/linux/hostile-user.c "$tmp/hu"
 hu=$(base64 -w0 "$tmp/hu")
 
 run() { # guest shell commands after /tmp/h is in place
