@@ -31,6 +31,7 @@ int probe_catch(struct probe *p, struct trapframe *tf, uint32_t cr2)
 	p->eip = tf->eip;
 	p->cr2 = cr2;
 	tf->eip = p->resume;
+	tf->eflags &= ~0x100u; /* TF: a probe that stepped stops stepping where it resumes */
 	return 1;
 }
 
@@ -65,6 +66,8 @@ static void unexpected(struct trapframe *tf, uint32_t cr2)
 	tap_bail("unexpected exception");
 }
 
+static unsigned user_steps;
+
 void trap(struct trapframe *tf)
 {
 	uint32_t v = tf->vector;
@@ -83,6 +86,12 @@ void trap(struct trapframe *tf)
 		return;
 	}
 	if ((tf->cs & 3) == 3) {
+		/* ring 3's own single steps (the pv build's TF probe): a few, then TF is cleared */
+		if (v == 1 && (tf->eflags & 0x100u)) {
+			if (++user_steps > 64)
+				tf->eflags &= ~0x100u;
+			return;
+		}
 		if (task_user_fault(tf, cr2))
 			return;
 	} else {

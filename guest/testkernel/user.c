@@ -76,6 +76,22 @@ static void privileged_probes(void)
 	       "movw $" XSTR(SEL_UEXPDOWN) ", %%di; movw %%di, %%fs; movl %%fs:(%%edx), %%edx",
 	       (uint32_t)(uintptr_t)&khigh_secret);
 	asm volatile("movw %w0, %%fs" : : "r"(0) : "memory");
+	/*
+	 * Stepped with TF, ring 3 loads SS with 0x2b — in this GDT the TSS, so a
+	 * CPU raises #GP(0x28) at the MOV; in the host's GDT a flat data segment
+	 * that a CPU running us natively may load without a trap — and, before
+	 * the step trap that MOV SS defers by one instruction, loads the kernel
+	 * data through SS. The load must never see the data.
+	 */
+	ka = SYS_PROBE;
+	kd = (uint32_t)(uintptr_t)&khigh_secret;
+	asm volatile("movl $1f, %%ecx\n\tint $0x80\n\t"
+		     "pushfl\n\torl $0x100, (%%esp)\n\tpopfl\n\t"
+		     "movw $0x2b, %%di\n\tmovw %%di, %%ss\n\tmovl %%ss:(%%edx), %%edx\n1:"
+		     : "+a"(ka), "+d"(kd)
+		     : "b"(P_TF_KHIGH)
+		     : "ecx", "edi", "memory", "cc");
+	report(R_TF_KHIGH_SEEN, kd);
 #endif
 }
 

@@ -39,6 +39,7 @@ enum user_report {
 	R_CYCLES_HI,
 	R_DONE,
 	R_KHIGH_SEEN, /* the pv build: EDX after a ring-3 load of kernel data */
+	R_TF_KHIGH_SEEN, /* ... and after one stepped (TF) behind a MOV SS */
 	NR_REPORTS
 };
 
@@ -60,6 +61,7 @@ enum user_probe {
 	P_STOS_KHIGH,
 	P_SEGHI_KHIGH,	 /* through a ring-3 segment based above USER_LIMIT */
 	P_EXPDOWN_KHIGH, /* through a ring-3 expand-down segment that starts there */
+	P_TF_KHIGH,	 /* stepped (TF): MOV SS of selector 0x2b, then a load through SS */
 	NR_PROBES
 };
 

@@ -722,28 +722,30 @@ static void expose(uint32_t pg, uint32_t n)
 }
 
 /*
- * Entering CPL 3: hide the kernel-only pages exposed since the last time.
- * Not those from a pv guest's USER_LIMIT up: translated ring 3 runs with its
- * segments cut there (segments.c), so it cannot reach them natively, and
- * the runtime's accesses on its behalf walk with the limit (walk()).
+ * Hide the kernel-only pages exposed since the last time. With above_limit
+ * false, not those from a pv guest's USER_LIMIT up: translated ring 3 runs
+ * with its segments cut there (segments.c), so it cannot reach them
+ * natively, and the runtime's accesses on its behalf walk with the limit
+ * (walk()). Those stay marked exposed, for mmu_user_direct.
  */
-static void hide_exposed(void)
+static void hide_exposed_pages(bool above_limit)
 {
 	uint32_t run = 0, start = 0;
-	uint32_t ul = rt.sh->pv.user_limit, end_word = ul && rt_translate_user ? ul >> 18 : NWORDS;
+	uint32_t ul = rt.sh->pv.user_limit;
+	uint32_t end_word = ul && rt_translate_user && !above_limit ? ul >> 18 : NWORDS;
 
-	n_recent = 0;
 	for (uint32_t x = 0; x < NWORDS / 64; x++) {
-		uint64_t words = exposed_words[x];
+		uint64_t words = exposed_words[x], keep = 0;
 
-		exposed_words[x] = 0;
 		while (words) {
 			uint32_t wd = x * 64 + (uint32_t)__builtin_ctzll(words);
 			uint64_t b = sup_bits[wd] & map_bits[wd] & ~hidden_bits[wd];
 
+			if (wd >= end_word)
+				keep |= words & -words; /* stays exposed while the limit holds */
 			words &= words - 1;
 			if (wd >= end_word)
-				continue; /* stays exposed: never hidden while the limit holds */
+				continue;
 			hidden_bits[wd] |= b;
 			for (uint32_t i = 0; i < 64; i++) {
 				if (b >> i & 1) {
@@ -758,9 +760,31 @@ static void hide_exposed(void)
 				}
 			}
 		}
+		exposed_words[x] = keep;
 	}
 	if (run)
 		hide(start, run);
+}
+
+/* Entering CPL 3. */
+static void hide_exposed(void)
+{
+	n_recent = 0;
+	hide_exposed_pages(false);
+}
+
+/*
+ * Ring 3 is about to run natively in the one child, not from the TC
+ * (tcrun.c: the guest's own TF, 16-bit code): such code loads segment
+ * registers without a trap — a host flat selector among them, and after a
+ * MOV SS the step trap that would replay the load comes one instruction
+ * late — so the segment limits do not hold it below a pv guest's USER_LIMIT.
+ * The pages from there up are hidden too, as without the limit.
+ */
+void mmu_user_direct(void)
+{
+	if (!rt.split && rt.sh->pv.user_limit)
+		hide_exposed_pages(true);
 }
 
 /*

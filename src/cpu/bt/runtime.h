@@ -239,6 +239,7 @@ void mmu_pf_delivered(uint32_t cr2, uint32_t eip); /* a #PF goes to the guest, f
 void mmu_cr_changed(uint32_t old_cr0, uint32_t old_cr4);
 void mmu_flush_global(void); /* every translation, global too: a CR4.PGE toggle */
 void mmu_cpl_changed(unsigned old_cpl);
+void mmu_user_direct(void); /* ring 3 runs natively in the one child: hide above USER_LIMIT too */
 int mmu_fetch(uint32_t la, unsigned acc, uint64_t *pa, bool *global, struct bt_fault *f);
 int mmu_peek(uint32_t la, uint64_t *pa); /* the mapping, no checks, no A/D: 0 or -1 */
 bool mmu_is_code(uint64_t pa);

@@ -273,6 +273,21 @@ void tcrun_top_visible(bool visible)
 	top_set(visible);
 }
 
+/*
+ * The guest continues natively, not from the TC. With translated ring 3 the
+ * top region is hidden while it runs at CPL 3, and so are a pv guest's kernel
+ * pages above its USER_LIMIT (mmu_user_direct): its segment limits hold only
+ * translated code, which loads no segment register natively.
+ */
+static void run_direct(void)
+{
+	if (!rt_translate_user)
+		return;
+	top_set(rt.cpu->cpl != 3);
+	if (rt.cpu->cpl == 3)
+		mmu_user_direct();
+}
+
 /* What inline code may have changed: the virtual IF, IOPL and AC. */
 static void sync_from_state(void)
 {
@@ -555,8 +570,7 @@ void tcrun_resume(void)
 	 */
 	bool guest_tf = (g[REG_EFL] & FL_TF) && !tr.stepping && !rt.tf_window;
 	if (!tcrun_active() || (guest_tf && !tc_addr)) {
-		if (rt_translate_user)
-			top_set(rt.cpu->cpl != 3);
+		run_direct();
 		return;
 	}
 	for (int tries = 0; !tc_addr && tries < 8; tries++) {
@@ -571,16 +585,14 @@ void tcrun_resume(void)
 		tc_addr = tc_lookup(rt.tc, eip, cur_mode()); /* counts the TC's hits for --stats */
 		r = tc_addr ? 0 : bt_translate(rt.tc, eip, cur_mode(), &tc_addr, &fla);
 		if (r == -EOPNOTSUPP) { /* not translatable here: run it directly */
-			if (rt_translate_user)
-				top_set(rt.cpu->cpl != 3);
+			run_direct();
 			return;
 		}
 		if (r) {
 			tc_addr = 0;
 			translate_fault(r, fla);
 			if (!tcrun_active()) {
-				if (rt_translate_user)
-					top_set(rt.cpu->cpl != 3);
+				run_direct();
 				seg_apply();
 				return;
 			}
