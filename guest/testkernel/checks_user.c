@@ -75,6 +75,8 @@ void checks_user(void)
 	       "pv: ring 3 read through a segment based at kernel data: #PF err 0x5");
 	tap_pf(&a->probe[P_EXPDOWN_KHIGH], PF_U | PF_P, k,
 	       "pv: ring 3 read through an expand-down segment above USER_LIMIT: #PF err 0x5");
+	tap_pf(&a->probe[P_CODEHI_KHIGH], PF_U | PF_P, k,
+	       "pv: ring 3 read through a code segment based at kernel data: #PF err 0x5");
 	tap_probe(&a->probe[P_TF_KHIGH], 13, 0x28,
 		  "pv: ring 3 stepped (TF) through MOV SS of selector 0x2b (the TSS): #GP(0x28)");
 	tap_eq(a->report[R_TF_KHIGH_SEEN], k,

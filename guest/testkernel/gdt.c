@@ -89,6 +89,7 @@ void gdt_init(void)
 	/* valid offsets: 0-4095 from the kernel's data; USER_LIMIT to 4 GiB - 1 (B=1) */
 	gdt[SEL_UHIGH >> 3] = seg((uint32_t)&khigh_secret, 0xfff, ACC_DATA3, FL_BYTE_32);
 	gdt[SEL_UEXPDOWN >> 3] = seg(0, (USER_LIMIT_VA >> 12) - 1, ACC_DATA3_DOWN, FL_4K_32);
+	gdt[SEL_UCODEHIGH >> 3] = seg((uint32_t)&khigh_secret, 0xfff, ACC_CODE3, FL_BYTE_32);
 #endif
 
 	/*

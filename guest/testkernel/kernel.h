@@ -26,7 +26,7 @@
 #define SEL_ODD 0x40
 #define SEL_RODATA 0x48
 #ifdef TK_PV
-#define GDT_ENTRIES 12 /* and SEL_UHIGH, SEL_UEXPDOWN: user.h */
+#define GDT_ENTRIES 13 /* and SEL_UHIGH, SEL_UEXPDOWN, SEL_UCODEHIGH: user.h */
 #else
 #define GDT_ENTRIES 10
 #endif

@@ -75,6 +75,8 @@ static void privileged_probes(void)
 	UPROBE(P_EXPDOWN_KHIGH,
 	       "movw $" XSTR(SEL_UEXPDOWN) ", %%di; movw %%di, %%fs; movl %%fs:(%%edx), %%edx",
 	       (uint32_t)(uintptr_t)&khigh_secret);
+	UPROBE(P_CODEHI_KHIGH,
+	       "movw $" XSTR(SEL_UCODEHIGH) ", %%di; movw %%di, %%fs; movb %%fs:0, %%dl", 0);
 	asm volatile("movw %w0, %%fs" : : "r"(0) : "memory");
 	/*
 	 * Stepped with TF, ring 3 loads SS with 0x2b — in this GDT the TSS, so a

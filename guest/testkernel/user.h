@@ -62,6 +62,7 @@ enum user_probe {
 	P_SEGHI_KHIGH,	 /* through a ring-3 segment based above USER_LIMIT */
 	P_EXPDOWN_KHIGH, /* through a ring-3 expand-down segment that starts there */
 	P_TF_KHIGH,	 /* stepped (TF): MOV SS of selector 0x2b, then a load through SS */
+	P_CODEHI_KHIGH,	 /* through a ring-3 readable code segment based above USER_LIMIT */
 	NR_PROBES
 };
 
@@ -78,6 +79,7 @@ extern volatile uint32_t khigh_secret; /* kernel data the pv build's probes poke
  */
 #define SEL_UHIGH 0x53	  /* GDT entry 10, RPL 3 */
 #define SEL_UEXPDOWN 0x5b /* GDT entry 11, RPL 3 */
+#define SEL_UCODEHIGH 0x63 /* GDT entry 12, RPL 3: readable code based at khigh_secret */
 #define XSTR(x) STR_(x)
 #define STR_(x) #x
 #define KHIGH_SECRET 0x5ec12e75u

@@ -214,6 +214,17 @@ static void mirror(int sreg)
 	bool cpl3 = rt.cpu->cpl == 3, direct3 = cpl3 && !rt_translate_user;
 	uint32_t top = cpl3 && !direct3 && rt.sh->pv.user_limit ? rt.sh->pv.user_limit : BT_TOP;
 
+	/*
+	 * A code segment based at or above the limit, loaded into a data
+	 * register: its slot also serves CS, so it cannot be the emptied data
+	 * segment, and cut to one byte that byte would be a kernel page's. The
+	 * register holds the null selector instead: every access through it
+	 * raises #GP and is emulated with the guest's descriptor (emu_gp).
+	 */
+	if (top != BT_TOP && sreg != BT_CS && (BT_SEG_TYPE(s->attr) & 8) && s->base >= top) {
+		rt.real[sreg] = 0;
+		return;
+	}
 	slot = slot_of(s->sel, direct3 || top != BT_TOP);
 	u = mirror_desc(slot, s, !direct3, top);
 	raw = key_of(&u);
@@ -410,7 +421,7 @@ void seg_apply(void)
 void seg_cpl_changed(void)
 {
 	for (int s = 0; s < BT_NSREG; s++)
-		if (rt.real[s])
+		if (rt.real[s] || (rt.cpu->seg[s].sel & ~3u)) /* one mirror() left null, too */
 			mirror(s);
 }
 
