@@ -360,8 +360,25 @@ static bool late_load(int sreg, uint16_t real)
 			FAULT(&f, EXC_GP, sel & ~3u);
 			goto fault;
 		}
-		if (!(real & 4)) /* a far transfer to a host selector forced CPL 3 */
-			vcpu_set_cpl(BT_SEG_DPL(s.attr));
+		if (!(real & 4)) {
+			/*
+			 * A far JMP/CALL (or RET) to a host selector: the CPU checked the
+			 * host's descriptor, not the guest's. Such a transfer never makes
+			 * the guest more privileged (SDM vol. 3 §5.8.1-5.8.2): into a
+			 * non-conforming segment of a lower DPL it is #GP, into a
+			 * conforming one it keeps the CPL; otherwise the host's CPL 3
+			 * forced the DPL on it, as before.
+			 */
+			unsigned dpl = BT_SEG_DPL(s.attr);
+			bool conforming = BT_SEG_TYPE(s.attr) & 4;
+
+			if (!conforming && dpl < rt.cpu->cpl) {
+				FAULT(&f, EXC_GP, sel & ~3u);
+				goto fault;
+			}
+			if (!conforming)
+				vcpu_set_cpl(dpl);
+		}
 		s.sel = (uint16_t)((sel & ~3u) | rt.cpu->cpl);
 		seg_set(BT_CS, &s);
 		return true;
