@@ -37,6 +37,14 @@ int main(void)
 	place_add(&p, me);
 	sched_getaffinity(0, sizeof(set), &set);
 	ok(CPU_COUNT(&set) == 1 && CPU_ISSET(p.cpu, &set), "the task added runs on that CPU only");
+	ok(p.one_cpu, "pinned: the relay's tasks share one CPU (no spin-waits)");
+	{
+		struct bt_place q;
+
+		place_init(&q); /* this thread may now use one CPU only */
+		ok(!q.on && q.one_cpu, "started on one allowed CPU: nothing to place, and no spin-waits");
+		place_free(&q);
+	}
 	place_tick(&p, 5 * S);
 	place_tick(&p, 7 * S);
 	ok(p.moves == 0, "an uncontended relay does not move");

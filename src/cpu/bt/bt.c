@@ -115,7 +115,7 @@ static int bt_init(struct vm *vm)
 	t = getenv("RING3_BT_CALLOUT");
 	bt->sh->callout_int3 = t && !strcmp(t, "int3");
 	place_init(&bt->place);
-	bt->sh->one_cpu = bt->place.on;
+	bt->sh->one_cpu = bt->place.one_cpu;
 	vm->engine_data = bt;
 	return 0;
 }

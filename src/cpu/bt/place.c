@@ -49,9 +49,15 @@ void place_init(struct bt_place *p)
 
 	memset(p, 0, sizeof(*p));
 	p->cpu = -1;
+	if (sched_getaffinity(0, sizeof(p->allowed), &p->allowed) < 0)
+		return;
+	/*
+	 * One CPU allowed (taskset, a container's cpuset): the tasks share it
+	 * whatever we do, so waiting for one of them by spinning only delays it.
+	 */
+	p->one_cpu = CPU_COUNT(&p->allowed) == 1;
 	/* RING3_BT_PIN=0: leave every task to the host scheduler (for comparison) */
-	if ((env && !strcmp(env, "0")) || sched_getaffinity(0, sizeof(p->allowed), &p->allowed) < 0 ||
-	    CPU_COUNT(&p->allowed) < 2)
+	if ((env && !strcmp(env, "0")) || CPU_COUNT(&p->allowed) < 2)
 		return;
 	for (int c = 0; c < CPU_SETSIZE; c++)
 		if (CPU_ISSET(c, &p->allowed))
@@ -66,6 +72,7 @@ void place_init(struct bt_place *p)
 	p->cpu = cpu;
 	p->seed = (unsigned)getpid();
 	p->on = true;
+	p->one_cpu = true;
 }
 
 void place_add(struct bt_place *p, pid_t tid)

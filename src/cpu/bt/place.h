@@ -12,6 +12,7 @@
 
 struct bt_place {
 	bool on;		/* false: the host scheduler places every task (RING3_BT_PIN=0, one CPU) */
+	bool one_cpu;		/* the tasks share one CPU: pinned, or only one CPU is allowed */
 	int cpu;		/* the host CPU the vCPU's tasks share */
 	cpu_set_t allowed;	/* the CPUs ring3 was started on (taskset, cgroups) */
 	pid_t task[PLACE_MAX_TASKS];

@@ -205,8 +205,8 @@ struct bt_shared {
 	uint32_t translate_user;	  /* ... and ring 3 too (--bt-user=translate) */
 	uint32_t callout_int3;		  /* ... with int3 callouts (else far jumps) */
 	uint32_t one_cpu;		  /* set by the monitor: K, U and its vCPU thread share one
-					     host CPU (place.c), so waiting by spinning only delays
-					     the one we wait for */
+					     host CPU (place.c: pinned, or the only one allowed), so
+					     waiting by spinning only delays the one we wait for */
 	char msg[BT_MSG_SIZE];		  /* FAULT, ESCAPE: one line, NUL-terminated */
 	struct bt_pv pv;
 	_Alignas(64) struct bt_vcpu vcpu;
