@@ -75,6 +75,9 @@ static void privileged_probes(void)
 	UPROBE(P_EXPDOWN_KHIGH,
 	       "movw $" XSTR(SEL_UEXPDOWN) ", %%di; movw %%di, %%fs; movl %%fs:(%%edx), %%edx",
 	       (uint32_t)(uintptr_t)&khigh_secret);
+	/* past that segment's 4 KiB limit: segmentation faults first, #GP(0) */
+	UPROBE(P_PASTLIM_KHIGH,
+	       "movw $" XSTR(SEL_UHIGH) ", %%di; movw %%di, %%fs; addl %%edx, %%fs:0x1000", 0);
 	UPROBE(P_CODEHI_KHIGH,
 	       "movw $" XSTR(SEL_UCODEHIGH) ", %%di; movw %%di, %%fs; movb %%fs:0, %%dl", 0);
 	asm volatile("movw %w0, %%fs" : : "r"(0) : "memory");

@@ -63,6 +63,7 @@ enum user_probe {
 	P_EXPDOWN_KHIGH, /* through a ring-3 expand-down segment that starts there */
 	P_TF_KHIGH,	 /* stepped (TF): MOV SS of selector 0x2b, then a load through SS */
 	P_CODEHI_KHIGH,	 /* through a ring-3 readable code segment based above USER_LIMIT */
+	P_PASTLIM_KHIGH, /* an ADD through the segment based there, past its limit */
 	NR_PROBES
 };
 

@@ -834,17 +834,27 @@ static int emu_user_limit(const struct insn *d, struct bt_fault *f)
 		return 1;
 	for (unsigned i = 0; i < d->i.operand_count; i++) {
 		const ZydisDecodedOperand *o = &d->op[i];
-		uint32_t la, last;
+		int sreg;
+		uint32_t ea, la, last, len = o->size >= 8 ? o->size / 8 : 1;
+		bool write = o->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
+		struct bt_fault sf;
 
 		if (o->type != ZYDIS_OPERAND_TYPE_MEMORY || o->mem.type != ZYDIS_MEMOP_TYPE_MEM)
 			continue;
-		la = seg_lin(emu_sreg_of(o->mem.segment), emu_ea(d, o));
-		last = la + (o->size >= 8 ? o->size / 8 : 1) - 1;
+		sreg = emu_sreg_of(o->mem.segment);
+		ea = emu_ea(d, o);
+		la = seg_lin(sreg, ea);
+		last = la + len - 1;
 		if (la < ul && last < ul && last >= la)
 			continue;
-		if (mmu_translate(la < ul ? ul : la,
-				  ACC_U | ((o->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) ? ACC_W : 0),
-				  &pa, f))
+		/*
+		 * Segmentation comes before paging (SDM vol. 3 §3.4.5, ch. 5): past
+		 * the guest's own limit, through a null or read-only segment, the
+		 * #GP is the guest's, wherever the linear address lies.
+		 */
+		if (!seg_check(sreg, ea, len, write, &sf))
+			return 1;
+		if (mmu_translate(la < ul ? ul : la, ACC_U | (write ? ACC_W : 0), &pa, f))
 			return -1;
 	}
 	return 1;
