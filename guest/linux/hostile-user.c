@@ -33,6 +33,7 @@ __attribute__((naked, noreturn)) void _start(void)
 		"mov $4, %edx; int $0x80; neg %eax; mov %eax, %ebx; mov $1, %eax; int $0x80\n"
 		"1: cmp $'u', %al; jne 1f; ud2\n"                       /* #UD */
 		"1: cmp $'3', %al; jne 1f; int3\n"                      /* #BP: SIGTRAP */
+		"1: cmp $'t', %al; jne 1f; ljmp $0x80, $0\n"            /* #GP: Linux's TSS, DPL 0 */
 		"1: cmp $'s', %al; jne 1f; syscall\n"                   /* not in this CPUID */
 		"1: cmp $'j', %al; jne 1f; ljmp $0x33, $0\n"            /* GDT entry 6, TLS */
 		"1:\n"

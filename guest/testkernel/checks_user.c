@@ -53,6 +53,8 @@ void checks_user(void)
 	       "ring 3 write to its read-only code page: #PF err 0x7");
 	tap_pf(&a->probe[P_READ_GUARD], PF_U, USER_GUARD,
 	       "ring 3 read of an unmapped page: #PF err 0x4");
+	tap_probe(&a->probe[P_LJMP_TSS], 13, SEL_TSS,
+		  "ring 3 far jump to the kernel's TSS (DPL 0): #GP(0x28)");
 #ifdef TK_PV
 	uint32_t k = (uint32_t)(uintptr_t)&khigh_secret;
 

@@ -54,6 +54,7 @@ static void privileged_probes(void)
 	/* Our own code page is mapped read-only. */
 	UPROBE(P_WRITE_CODE, "movl %%edx, (%%edx)", (uint32_t)(uintptr_t)&user_main);
 	UPROBE(P_READ_GUARD, "movl (%%edx), %%edx", USER_GUARD);
+	UPROBE(P_LJMP_TSS, "ljmp $0x28, $0", 0); /* the kernel's TSS (kernel.h SEL_TSS) */
 #ifdef TK_PV
 	/*
 	 * The kernel above USER_LIMIT is not hidden from ring 3 by ring3 at each

@@ -54,6 +54,7 @@ enum user_probe {
 	P_WRITE_KERNEL,
 	P_WRITE_CODE,
 	P_READ_GUARD,
+	P_LJMP_TSS, /* a far jump to the kernel's TSS (DPL 0): #GP(0x28), never a task switch */
 	/* the pv build: kernel data above USER_LIMIT (kernel.h), through each kind of access */
 	P_READ_KHIGH,
 	P_WRITE_KHIGH,

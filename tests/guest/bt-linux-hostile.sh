@@ -36,10 +36,11 @@ p 139 a load from a kernel page (0xc0000000)
 z 139 a load from page 0
 f 14 write(2) from an unmapped buffer: EFAULT by the kernel's exception table
 u 132 ud2
-3 133 int3"
+3 133 int3
+t 139 ljmp to the kernel's TSS (0x80, DPL 0)"
 run "for m in $(echo "$cases" | cut -d' ' -f1 | tr '\n' ' '); do /tmp/h \$m; echo \"\$m=\$?\"; done; echo alive"
 result "$([ "$rc" = 0 ] && grep -qx alive "$tmp/cmd"; echo $?)" \
-	"the guest runs 16 hostile processes and carries on (status $rc)"
+	"the guest runs 17 hostile processes and carries on (status $rc)"
 while read -r m want what; do
 	got=$(sed -n "s/^$m=//p" "$tmp/cmd")
 	result "$([ "$got" = "$want" ]; echo $?)" "$what in a user process: status $want (got ${got:-none})"

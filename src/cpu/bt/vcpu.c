@@ -413,11 +413,26 @@ static int far_target(uint16_t sel, uint32_t eip, struct bt_seg *cs, struct bt_f
 	if (seg_read_desc(sel, &d, f))
 		return -1;
 	seg_from_desc(cs, sel, d);
-	if (!(cs->attr & BT_SEG_S))
+	if (!(cs->attr & BT_SEG_S)) {
+		unsigned type = BT_SEG_TYPE(cs->attr);
+
+		dpl = BT_SEG_DPL(cs->attr);
+		/*
+		 * Only a call gate, task gate or available TSS that the CPL and RPL
+		 * may use is a transfer this CPU does not model (the VM stops). A CPU
+		 * refuses anything else with #GP(selector) (SDM vol. 3 §5.8.4, §7.3):
+		 * an LDT, an interrupt gate, a busy TSS, or one more privileged than
+		 * CPL or RPL — which any user process reaches with the guest's TSS
+		 * selector, and which must not stop its VM.
+		 */
+		if ((type != 1 && type != 4 && type != 5 && type != 9 && type != 0xc) || dpl < cpl ||
+		    dpl < (sel & 3u))
+			return FAULT(f, EXC_GP, sel & ~3u);
 		rt_fatal(BT_EXIT_FAULT,
 			 "bt: far transfer through system descriptor %#x (call gate or task) is not "
 			 "supported",
 			 sel);
+	}
 	if (!(BT_SEG_TYPE(cs->attr) & 8))
 		return FAULT(f, EXC_GP, sel & ~3u);
 	dpl = BT_SEG_DPL(cs->attr);
