@@ -262,10 +262,16 @@ static void libc_without_avx(char **argv)
 {
 	static const char mask[] = "glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,"
 				   "-AVX512DQ,-AVX512CD,-FMA,-FMA4,-AVX_Fast_Unaligned_Load";
-	const char *old = getenv("GLIBC_TUNABLES");
+	const char *old = getenv("GLIBC_TUNABLES"), *pre = getenv("LD_PRELOAD");
 	char *t;
 
 	if (getenv("RING3_LIBC_TUNED") || (getenv("RING3_AVX") && !strcmp(getenv("RING3_AVX"), "1")))
+		return;
+	/*
+	 * Under valgrind /proc/self/exe is valgrind's tool, which will not run
+	 * alone: stay as we are (the probe then keeps all the extended state).
+	 */
+	if (pre && strstr(pre, "/vgpreload_"))
 		return;
 	if (asprintf(&t, "%s%s%s", old ? old : "", old ? ":" : "", mask) < 0)
 		return;
