@@ -175,6 +175,33 @@ static void test_segments(void)
 		   rt.cpu->seg[BT_DS].base == 0x1000 && (rt.real[BT_DS] & 7) == 7,
 	   "a loaded segment keeps its descriptor, and runs with an LDT mirror (RPL 3)");
 	ok(*q(GDT + 0x38) >> 40 & 1, "the load set the accessed bit in the guest's GDT");
+
+	/* the key translated code compares a reload with (translate.h BT_FASTSEG_*) */
+	uint32_t key[4];
+	uint64_t d = *q(GDT + 0x38);
+
+	seg_fast_key(BT_DS, key);
+	ok(key[0] == -(uint32_t)0x38 && key[1] == GDT + 0x38 && key[2] == -(uint32_t)d &&
+		   key[3] == -(uint32_t)(d >> 32),
+	   "a loaded DS: its reload is skipped while the GDT holds the descriptor loaded");
+	*q(GDT + 0x38) &= ~(1ull << 40);
+	seg_fast_key(BT_DS, key);
+	ok(key[3] != -(uint32_t)(*q(GDT + 0x38) >> 32),
+	   "... not once the guest cleared the accessed bit (a load must set it)");
+	*q(GDT + 0x38) |= 1ull << 40;
+	seg_fast_key(BT_SS, key);
+	ok(key[0] == 0x80000000u, "SS never (its load shadows interrupts)");
+	rt.cpu->seg[BT_ES] = rt.cpu->seg[BT_DS];
+	rt.cpu->seg[BT_ES].attr |= BT_SEG_G; /* limit 0x12345 cannot come from G=1 */
+	seg_fast_key(BT_ES, key);
+	ok(key[0] == 0x80000000u, "nor a register no descriptor load could have given");
+	rt.cpu->seg[BT_ES] = rt.cpu->seg[BT_DS];
+	rt.cpu->seg[BT_ES].attr &= (uint16_t)~1u;
+	seg_fast_key(BT_ES, key);
+	ok(key[0] == 0x80000000u, "nor one whose load would write the accessed bit");
+	ok(seg_load(BT_FS, 0, &f) == 0, "FS null");
+	seg_fast_key(BT_FS, key);
+	ok(key[0] == 0x80000000u, "nor a null selector");
 	user_mode();
 	ok(seg_load(BT_DS, 0x10, &f) < 0 && f.vec == EXC_GP && f.err == 0x10,
 	   "ring 3 loading a DPL-0 data segment: #GP(0x10)");
