@@ -48,6 +48,14 @@ int main(void)
 	place_tick(&p, 5 * S);
 	place_tick(&p, 7 * S);
 	ok(p.moves == 0, "an uncontended relay does not move");
+
+	/* a CPU the host refuses (here one that does not exist): placement ends, cleanly */
+	cpu_set_t all = p.allowed;
+	p.cpu = CPU_SETSIZE - 1;
+	place_add(&p, me);
+	sched_getaffinity(0, sizeof(set), &set);
+	ok(!p.on && !p.one_cpu && CPU_EQUAL(&set, &all),
+	   "a refused pin ends placement: the tasks get every allowed CPU back and spin-wait again");
 	place_free(&p);
 
 	setenv("RING3_BT_PIN", "0", 1);

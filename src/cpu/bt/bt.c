@@ -195,6 +195,13 @@ static void child_died(struct bt_vm *bt)
 	kill_children(bt);
 }
 
+/* Once a second: move the relay if it waits for its CPU (place.c); tell the children. */
+static void placement_tick(struct bt_vm *bt)
+{
+	place_tick(&bt->place, clock_ns());
+	bt->sh->one_cpu = bt->place.one_cpu;
+}
+
 /*
  * Wait until the child posts an exit. 0; -EINTR when the VM is stopping (the
  * child keeps its turn); -ECHILD when it died (bt->msg says why).
@@ -226,9 +233,12 @@ static int wait_child(struct bt_vm *bt, bool stoppable)
 			child_died(bt);
 			return -ECHILD;
 		}
-		if (r < 0 && errno == ETIMEDOUT &&
-		    !__atomic_exchange_n(&sh->kick_pending, 1, __ATOMIC_SEQ_CST))
-			kick_children(bt); /* the watchdog: is it still a guest in there? */
+		if (r < 0 && errno == ETIMEDOUT) {
+			/* a guest that makes no exits must not keep a busy CPU either */
+			placement_tick(bt);
+			if (!__atomic_exchange_n(&sh->kick_pending, 1, __ATOMIC_SEQ_CST))
+				kick_children(bt); /* the watchdog: is it still a guest in there? */
+		}
 	}
 	return 0;
 }
@@ -393,6 +403,7 @@ static int bt_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 	if (!bt->placed) {
 		bt->placed = true;
 		place_add(&bt->place, (pid_t)syscall(SYS_gettid));
+		bt->sh->one_cpu = bt->place.one_cpu;
 	}
 	if (bt->halted) {
 		if (!wait_interrupt(bt)) {
@@ -416,7 +427,7 @@ static int bt_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			fault(exit, bt->msg);
 			return 0;
 		}
-		place_tick(&bt->place, clock_ns());
+		placement_tick(bt);
 		if (take_exit(bt, exit) == 0)
 			return 0;
 		resume(bt, true); /* INTA */
@@ -529,6 +540,7 @@ static int bt_vcpu_init(struct vcpu *vcpu, const struct cpu_boot_state *boot)
 	place_add(&bt->place, bt->pid);
 	if (bt->pid_u > 0)
 		place_add(&bt->place, bt->pid_u);
+	bt->sh->one_cpu = bt->place.one_cpu;
 	bt->running = false;
 	bt->ex.kind = BT_EXIT_READY;
 	bt->ex.irq_window = 0;

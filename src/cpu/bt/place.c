@@ -31,15 +31,25 @@
 
 #define TICK_NS 1000000000ull
 
+/*
+ * Pin one task. A refusal (a cpuset that changed, a CPU gone offline) ends
+ * placement: the tasks go back to every allowed CPU and, no longer sharing
+ * one, wait for each other by spinning again (place_sharing).
+ */
 static void set_cpu(struct bt_place *p, pid_t tid)
 {
 	cpu_set_t one;
 
 	CPU_ZERO(&one);
 	CPU_SET(p->cpu, &one);
-	/* a task that is gone (a child being reaped) is no error here */
-	if (sched_setaffinity(tid, sizeof(one), &one) < 0 && errno != ESRCH)
-		log_msg("bt: cannot place task %d on host CPU %d: %s", (int)tid, p->cpu, strerror(errno));
+	if (sched_setaffinity(tid, sizeof(one), &one) == 0 || errno == ESRCH)
+		return; /* a task that is gone (a child being reaped) is no error here */
+	log_msg("bt: cannot place task %d on host CPU %d (%s); the host scheduler places the vCPU",
+		(int)tid, p->cpu, strerror(errno));
+	p->on = false;
+	p->one_cpu = CPU_COUNT(&p->allowed) == 1;
+	for (unsigned i = 0; i < p->ntask; i++)
+		sched_setaffinity(p->task[i], sizeof(p->allowed), &p->allowed);
 }
 
 void place_init(struct bt_place *p)
@@ -63,7 +73,8 @@ void place_init(struct bt_place *p)
 		if (CPU_ISSET(c, &p->allowed))
 			p->ncpu = c + 1;
 	p->idle_last = calloc((size_t)p->ncpu, sizeof(*p->idle_last));
-	if (!p->idle_last)
+	/* without /proc's statistics a pinned relay could never move off a busy CPU */
+	if (!p->idle_last || access("/proc/stat", R_OK) || access("/proc/self/schedstat", R_OK))
 		return;
 	cpu = sched_getcpu();
 	if (cpu < 0 || cpu >= p->ncpu || !CPU_ISSET(cpu, &p->allowed))
@@ -73,6 +84,9 @@ void place_init(struct bt_place *p)
 	p->seed = (unsigned)getpid();
 	p->on = true;
 	p->one_cpu = true;
+	/* the first look comes 0.5-1.5 s in: VMs started together do not all move at once */
+	p->t_last = 0;
+	p->first_tick = 500000000ull + (uint64_t)(rand_r(&p->seed) % 1000) * 1000000ull;
 }
 
 void place_add(struct bt_place *p, pid_t tid)
@@ -150,7 +164,11 @@ void place_tick(struct bt_place *p, uint64_t now)
 	uint64_t delay = 0, gain, span, hz;
 	int to;
 
-	if (!p->on || now - p->t_last < TICK_NS)
+	if (!p->on)
+		return;
+	if (!p->t_start)
+		p->t_start = now;
+	if (now - p->t_start < p->first_tick || now - p->t_last < TICK_NS)
 		return;
 	for (unsigned i = 0; i < p->ntask; i++)
 		delay += run_delay(p->task[i]);

@@ -22,6 +22,7 @@ struct bt_place {
 	uint64_t *idle_last;	/* per host CPU: idle time then (USER_HZ ticks) */
 	int ncpu;
 	uint64_t hold_until;	/* no move before this, after a move */
+	uint64_t t_start, first_tick; /* the first tick, and how long after it the first look */
 	unsigned seed;
 	unsigned moves;
 	uint64_t delay_total;	/* run-queue wait of the tasks while ring3 watched (ns) */
