@@ -260,10 +260,12 @@ static int cmd_run(int argc, char **argv)
  */
 static void libc_without_avx(char **argv)
 {
-	static const char mask[] = "glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,"
-				   "-AVX512DQ,-AVX512CD,-FMA,-FMA4,-AVX_Fast_Unaligned_Load";
-	const char *old = getenv("GLIBC_TUNABLES"), *pre = getenv("LD_PRELOAD");
+	static const char key[] = "glibc.cpu.hwcaps=";
+	static const char mask[] = "-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,"
+				   "-FMA,-FMA4,-AVX_Fast_Unaligned_Load";
+	const char *old = getenv("GLIBC_TUNABLES"), *pre = getenv("LD_PRELOAD"), *own;
 	char *t;
+	int n;
 
 	if (getenv("RING3_LIBC_TUNED") || (getenv("RING3_AVX") && !strcmp(getenv("RING3_AVX"), "1")))
 		return;
@@ -273,7 +275,16 @@ static void libc_without_avx(char **argv)
 	 */
 	if (pre && strstr(pre, "/vgpreload_"))
 		return;
-	if (asprintf(&t, "%s%s%s", old ? old : "", old ? ":" : "", mask) < 0)
+	if (old && !*old)
+		old = NULL;
+	/* a user's own hwcaps list keeps its entries, with ours added to it */
+	own = old ? strstr(old, key) : NULL;
+	if (own && (own == old || own[-1] == ':'))
+		n = asprintf(&t, "%.*s%s,%s", (int)(own - old + sizeof(key) - 1), old, mask,
+			     own + sizeof(key) - 1);
+	else
+		n = asprintf(&t, "%s%s%s%s", old ? old : "", old ? ":" : "", key, mask);
+	if (n < 0)
 		return;
 	setenv("GLIBC_TUNABLES", t, 1);
 	setenv("RING3_LIBC_TUNED", "1", 1);

@@ -17,7 +17,8 @@
  * with GLIBC_TUNABLES saying so). Rather than trust that, the child probes
  * the functions the runtime calls, at the sizes it calls them with, and
  * keeps every register's upper half checked: any change, and callouts save
- * all the extended state as before.
+ * all the extended state as before. (The child's other libc calls, vsnprintf
+ * and what it calls, run only on the way to stopping the VM: rt_fatal.)
  */
 #include <stdbool.h>
 #include <stdint.h>
