@@ -34,7 +34,7 @@
 /*
  * Pin one task. A refusal (a cpuset that changed, a CPU gone offline) ends
  * placement: the tasks go back to every allowed CPU and, no longer sharing
- * one, wait for each other by spinning again (place_sharing).
+ * one, wait for each other by spinning again (one_cpu false).
  */
 static void set_cpu(struct bt_place *p, pid_t tid)
 {
