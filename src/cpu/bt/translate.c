@@ -644,8 +644,11 @@ static bool xl_sreg_load(struct xl *x)
 	spill(x, BT_ECX);
 	spill(x, BT_EDX);
 	mark(x, BT_SITE_INLINE, spilled, BT_SITE_EXACT);
-	if (pop)
+	if (pop && (in->flags & BT_INSN_OSIZE16))
 		ebytes(x, "\x0f\xb7\x04\x24", 4); /* movzwl (%esp), %eax: may fault */
+	else if (pop)
+		ebytes(x, "\x8b\x04\x24", 3);	   /* mov (%esp), %eax: reads the 4 bytes the POP
+						      reads; upper bits that are not 0 miss */
 	else
 		e8(x, 0x0f), e8(x, 0xb7),	   /* movzwl %r16, %eax */
 			e8(x, (uint8_t)(0xc0 | ZydisRegisterGetId(in->ops[1].reg.value)));
