@@ -55,6 +55,10 @@ void checks_user(void)
 	       "ring 3 read of an unmapped page: #PF err 0x4");
 	tap_probe(&a->probe[P_LJMP_TSS], 13, SEL_TSS,
 		  "ring 3 far jump to the kernel's TSS (DPL 0): #GP(0x28)");
+	tap_eq(a->report[R_CODE_RAN], 42, "ring 3 runs code it wrote into its own data page");
+	tap_pf(&a->probe[P_CALL_SUPER], PF_U | PF_P, a->report[R_CODE_PAGE],
+	       "... and a call there after the page became supervisor-only (CR3 reloaded): "
+	       "#PF err 0x5");
 #ifdef TK_PV
 	uint32_t k = (uint32_t)(uintptr_t)&khigh_secret;
 

@@ -44,6 +44,22 @@ void syscall(struct trapframe *tf)
 	case SYS_SLICES:
 		tf->eax = t->slices;
 		break;
+	case SYS_PAGE_USER: {
+		/* the task's own tables (CR3), not the kernel's: its image is its own */
+		uint32_t va = tf->ebx, *pd = (uint32_t *)(read_cr3() & PTE_FRAME);
+		uint32_t pde = va < USER_STACK_TOP && va >= USER_BASE ? pd[PDX(va)] : 0, *pte;
+
+		tf->eax = (uint32_t)-1;
+		if (!(pde & PTE_P) || (pde & PTE_PS))
+			break;
+		pte = &((uint32_t *)(pde & PTE_FRAME))[PTX(va)];
+		if (!(*pte & PTE_P))
+			break;
+		pte_write(pte, tf->ecx ? *pte | PTE_U : *pte & ~PTE_U);
+		write_cr3(read_cr3()); /* a flush, as a kernel makes after taking a page away */
+		tf->eax = 0;
+		break;
+	}
 	default:
 		tf->eax = (uint32_t)-1;
 		break;

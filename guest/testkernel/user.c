@@ -37,6 +37,29 @@ static void report(uint32_t key, uint32_t value)
 			     : "ecx", "edi", "memory", "cc");                                      \
 	} while (0)
 
+/*
+ * Code in one of its own data pages: run once (translated, under bt), then
+ * the kernel makes the page supervisor-only and reloads CR3. The next call
+ * must fault on the fetch (#PF, U=1 P=1), not run what was translated.
+ */
+static uint8_t code_page[4096] __attribute__((aligned(4096)));
+
+static void stale_code_probe(void)
+{
+	static const uint8_t ret42[] = { 0xb8, 0x2a, 0, 0, 0, 0xc3 }; /* mov $42, %eax; ret */
+	uint32_t (*fn)(void) = (uint32_t(*)(void))(uintptr_t)code_page;
+
+	for (unsigned i = 0; i < sizeof(ret42); i++)
+		code_page[i] = ret42[i];
+	report(R_CODE_PAGE, (uint32_t)(uintptr_t)code_page);
+	report(R_CODE_RAN, fn());
+	sys(SYS_PAGE_USER, (uint32_t)(uintptr_t)code_page, 0);
+	/* EDI keeps ESP: a faulting call has pushed its return address */
+	UPROBE(P_CALL_SUPER, "movl %%esp, %%edi; call *%%edx; 1: movl %%edi, %%esp",
+	       (uint32_t)(uintptr_t)code_page);
+	sys(SYS_PAGE_USER, (uint32_t)(uintptr_t)code_page, 1);
+}
+
 static void privileged_probes(void)
 {
 	/* IOPL is 0 and the TSS has no I/O bitmap: all four are #GP(0). */
@@ -55,6 +78,7 @@ static void privileged_probes(void)
 	UPROBE(P_WRITE_CODE, "movl %%edx, (%%edx)", (uint32_t)(uintptr_t)&user_main);
 	UPROBE(P_READ_GUARD, "movl (%%edx), %%edx", USER_GUARD);
 	UPROBE(P_LJMP_TSS, "ljmp $0x28, $0", 0); /* the kernel's TSS (kernel.h SEL_TSS) */
+	stale_code_probe();
 #ifdef TK_PV
 	/*
 	 * The kernel above USER_LIMIT is not hidden from ring 3 by ring3 at each

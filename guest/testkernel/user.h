@@ -16,6 +16,7 @@ enum sys_nr {
 	SYS_REPORT = 4, /* report[EBX] = ECX */
 	SYS_PROBE = 5,	/* arm probe slot EBX, resume at ECX after an exception */
 	SYS_SLICES = 6, /* how many timer slices this task has been given */
+	SYS_PAGE_USER = 7, /* page EBX of this task: user if ECX, else supervisor-only; CR3 reloaded */
 };
 
 enum user_mode {
@@ -40,6 +41,8 @@ enum user_report {
 	R_DONE,
 	R_KHIGH_SEEN, /* the pv build: EDX after a ring-3 load of kernel data */
 	R_TF_KHIGH_SEEN, /* ... and after one stepped (TF) behind a MOV SS */
+	R_CODE_PAGE,	 /* where its code-in-data page is */
+	R_CODE_RAN,	 /* what that code returned while the page was its own */
 	NR_REPORTS
 };
 
@@ -55,6 +58,7 @@ enum user_probe {
 	P_WRITE_CODE,
 	P_READ_GUARD,
 	P_LJMP_TSS, /* a far jump to the kernel's TSS (DPL 0): #GP(0x28), never a task switch */
+	P_CALL_SUPER, /* a call into code it ran, once its page is supervisor-only */
 	/* the pv build: kernel data above USER_LIMIT (kernel.h), through each kind of access */
 	P_READ_KHIGH,
 	P_WRITE_KHIGH,

@@ -157,6 +157,18 @@ struct walk {
  * The guest's page walk for one access (acc: ACC_W, ACC_U). 0, or -1 with a
  * #PF in *f. Sets A (and D for writes) in the entries, as the CPU would.
  */
+/*
+ * May ring 3 use la through these entries (a 4 MiB page: pte is the PDE)?
+ * Both must say U/S (SDM vol. 3 §4.6.1), and a pv guest declared everything
+ * from its USER_LIMIT up supervisor-only (docs/pv.md).
+ */
+static bool user_entry(uint32_t la, uint32_t pde, uint32_t pte)
+{
+	if (rt.sh->pv.user_limit && la >= rt.sh->pv.user_limit)
+		return false;
+	return (pde & 4) && (pte & 4);
+}
+
 static int walk(uint32_t la, unsigned acc, struct walk *w, struct bt_fault *f)
 {
 	struct bt_vcpu *c = rt.cpu;
@@ -169,7 +181,7 @@ static int walk(uint32_t la, unsigned acc, struct walk *w, struct bt_fault *f)
 	if ((pde & 0x80) && (c->cr4 & CR4_PSE)) {
 		w->big = true;
 		w->pa = (pde & 0xffc00000u) | (la & 0x3fffff);
-		w->user = pde & 4;
+		w->user = user_entry(la, pde, pde);
 		w->write = pde & 2;
 		w->global = (pde & 0x100) && (c->cr4 & CR4_PGE);
 		w->dirty = pde & 0x40;
@@ -180,14 +192,11 @@ static int walk(uint32_t la, unsigned acc, struct walk *w, struct bt_fault *f)
 			goto fault;
 		w->big = false;
 		w->pa = (pte & 0xfffff000u) | (la & 0xfff);
-		w->user = (pde & 4) && (pte & 4);
+		w->user = user_entry(la, pde, pte);
 		w->write = (pde & 2) && (pte & 2);
 		w->global = (pte & 0x100) && (c->cr4 & CR4_PGE);
 		w->dirty = pte & 0x40;
 	}
-	/* a pv guest declared everything from its USER_LIMIT up supervisor-only (docs/pv.md) */
-	if (rt.sh->pv.user_limit && la >= rt.sh->pv.user_limit)
-		w->user = false;
 	if ((acc & ACC_U) && !w->user)
 		goto prot;
 	if ((acc & ACC_W) && !w->write && ((acc & ACC_U) || (c->cr0 & CR0_WP)))
@@ -224,11 +233,13 @@ int mmu_translate(uint32_t la, unsigned acc, uint64_t *pa, struct bt_fault *f)
 	return 0;
 }
 
-int mmu_peek(uint32_t la, uint64_t *pa)
+int mmu_peek(uint32_t la, uint64_t *pa, bool *user)
 {
 	const struct bt_vcpu *c = rt.cpu;
 	uint32_t pde, pte;
 
+	if (user)
+		*user = true;
 	if (!(c->cr0 & CR0_PG)) {
 		*pa = la;
 		return 0;
@@ -238,12 +249,16 @@ int mmu_peek(uint32_t la, uint64_t *pa)
 		return -1;
 	if ((pde & 0x80) && (c->cr4 & CR4_PSE)) {
 		*pa = (pde & 0xffc00000u) | (la & 0x3fffff);
+		if (user)
+			*user = user_entry(la, pde, pde);
 		return 0;
 	}
 	pte = phys_read32((pde & 0xfffff000u) + ((la >> 12) & 0x3ff) * 4);
 	if (!(pte & 1))
 		return -1;
 	*pa = (pte & 0xfffff000u) | (la & 0xfff);
+	if (user)
+		*user = user_entry(la, pde, pte);
 	return 0;
 }
 
@@ -1032,7 +1047,7 @@ static bool prefill(uint32_t la, unsigned acc)
 	if (la >= BT_TOP || identity || !(rt.cpu->cr0 & CR0_PG) || bit(map_bits, la >> 12))
 		return false;
 	/* what fill() would refuse is refused before the walk sets A (and D) */
-	if (mmu_peek(la, &pa) || not_ram(la, pa) || ((acc & ACC_W) && mmu_is_code(pa)))
+	if (mmu_peek(la, &pa, NULL) || not_ram(la, pa) || ((acc & ACC_W) && mmu_is_code(pa)))
 		return false;
 	if (walk(la, acc, &w, &f))
 		return false;

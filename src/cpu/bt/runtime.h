@@ -241,7 +241,8 @@ void mmu_flush_global(void); /* every translation, global too: a CR4.PGE toggle 
 void mmu_cpl_changed(unsigned old_cpl);
 void mmu_user_direct(void); /* ring 3 runs natively in the one child: hide above USER_LIMIT too */
 int mmu_fetch(uint32_t la, unsigned acc, uint64_t *pa, bool *global, struct bt_fault *f);
-int mmu_peek(uint32_t la, uint64_t *pa); /* the mapping, no checks, no A/D: 0 or -1 */
+/* the mapping, no checks, no A/D: 0 or -1; *user (if not NULL): ring 3 may use it */
+int mmu_peek(uint32_t la, uint64_t *pa, bool *user);
 bool mmu_is_code(uint64_t pa);
 void mmu_note_write(uint64_t pa);
 void mmu_code_page(uint64_t gpa);

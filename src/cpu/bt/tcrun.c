@@ -97,6 +97,8 @@ bool tcrun_active(void)
 }
 
 #define TP_LOCAL 0x80000000u
+#define TP_USER 0x40000000u /* some of it was translated at CPL 3 */
+#define TP_FLAGS (TP_LOCAL | TP_USER)
 
 static void forget_all(void)
 {
@@ -105,11 +107,15 @@ static void forget_all(void)
 	tr.ntlist = 0;
 }
 
-static void record(uint32_t lpg, uint32_t ppg, bool global)
+static void record(uint32_t lpg, uint32_t ppg, bool global, bool user)
 {
-	uint32_t v = (ppg + 1) | (global ? 0 : TP_LOCAL);
+	uint32_t v = (ppg + 1) | (global ? 0 : TP_LOCAL) | (user ? TP_USER : 0);
 
-	if (lpg >= NPAGES || tr.tpage[lpg] == v)
+	if (lpg >= NPAGES)
+		return;
+	if ((tr.tpage[lpg] & ~TP_FLAGS) == ppg + 1)
+		v |= tr.tpage[lpg] & TP_USER; /* once translated for ring 3, checked as such */
+	if (tr.tpage[lpg] == v)
 		return;
 	if (!tr.tpage[lpg]) {
 		if (tr.ntlist == sizeof(tr.tlist) / sizeof(tr.tlist[0])) {
@@ -134,7 +140,11 @@ static void revalidate(bool only_local)
 			tr.tlist[kept++] = lpg;
 			continue;
 		}
-		if (!mmu_peek(lpg << 12, &pa) && (uint32_t)(pa >> 12) + 1 == (v & ~TP_LOCAL)) {
+		bool user;
+
+		/* the same frame, and still ring 3's if ring 3 ran code from it */
+		if (!mmu_peek(lpg << 12, &pa, &user) && (uint32_t)(pa >> 12) + 1 == (v & ~TP_FLAGS) &&
+		    (user || !(v & TP_USER))) {
 			tr.tlist[kept++] = lpg;
 			continue;
 		}
@@ -165,7 +175,7 @@ static int fetch(void *ctx, uint32_t la, void *buf, uint32_t len, uint64_t *gpa)
 		return -EFAULT;
 	memcpy(buf, p, len);
 	*gpa = pa;
-	record(la >> 12, (uint32_t)(pa >> 12), global || !(c->cr0 & CR0_PG));
+	record(la >> 12, (uint32_t)(pa >> 12), global || !(c->cr0 & CR0_PG), c->cpl == 3);
 	return 0;
 }
 
