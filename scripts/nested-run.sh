@@ -16,7 +16,7 @@
 # (120) without a line from userspace, QEMU is killed, the fact is printed as
 # "@@NESTED silent ..." (saying whether the kernel's heartbeat went on, i.e.
 # a stalled tty rather than a wedged VM), and the payload runs once more from
-# the start, up to NESTED_TRIES boots (3). The last stall ends the run with
+# the start, up to NESTED_TRIES boots (4). The last stall ends the run with
 # status 125. tests/nested/bed.inc counts the stalls in a check of its own.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -86,7 +86,7 @@ boot_once() {
 	return "$rc"
 }
 
-tries=${NESTED_TRIES:-3}
+tries=${NESTED_TRIES:-4}
 for attempt in $(seq 1 "$tries"); do
 	start=$(date +%s)
 	boot_once
