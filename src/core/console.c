@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "../dev/serial8250.h"
@@ -252,12 +251,10 @@ int console_start(struct vm *vm)
 			log_msg("cannot put the terminal in raw mode: %s", strerror(-err));
 		con.escapes = true;
 	}
-	con.retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	con.retry_fd = evloop_add_timer(&vm->loop, console_on_retry, vm);
 	if (con.retry_fd < 0)
-		return -errno;
-	err = evloop_add(&vm->loop, con.retry_fd, EPOLLIN, console_on_retry, vm);
-	if (!err)
-		err = evloop_add(&vm->loop, con.in_fd, EPOLLIN, console_on_input, vm);
+		return con.retry_fd;
+	err = evloop_add(&vm->loop, con.in_fd, EPOLLIN, console_on_input, vm);
 	if (err == -EPERM) {
 		/* a regular file or /dev/null cannot be polled: no input, as from EOF */
 		con.in_fd = -1;

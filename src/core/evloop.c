@@ -73,6 +73,20 @@ int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *op
 	return 0;
 }
 
+int evloop_add_timer(struct evloop *l, evloop_fn fn, void *opaque)
+{
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), err;
+
+	if (fd < 0)
+		return -errno;
+	err = evloop_add(l, fd, EPOLLIN, fn, opaque);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 /* The entry leaks by design: the loop may still hold it; a VM has few of them. */
 int evloop_del(struct evloop *l, int fd)
 {

@@ -20,6 +20,8 @@ struct evloop {
 int evloop_init(struct evloop *l);
 int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *opaque);
 int evloop_del(struct evloop *l, int fd);
+/* A new timerfd (disarmed, non-blocking) that calls fn on the loop: its fd, or -errno. */
+int evloop_add_timer(struct evloop *l, evloop_fn fn, void *opaque);
 int evloop_start(struct evloop *l);
 void evloop_stop(struct evloop *l);
 void evloop_destroy(struct evloop *l);

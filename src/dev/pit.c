@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "../core/evloop.h"
@@ -486,14 +485,12 @@ int pit_init(struct vm *vm)
 		return -ENOMEM;
 	pit->vm = vm;
 	pthread_mutex_init(&pit->lock, NULL);
-	pit->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	pit->tfd = evloop_add_timer(&vm->loop, pit_timer, pit);
 	if (pit->tfd < 0) {
-		err = -errno;
-		goto err_free;
+		err = pit->tfd;
+		free(pit);
+		return err;
 	}
-	err = evloop_add(&vm->loop, pit->tfd, EPOLLIN, pit_timer, pit);
-	if (err)
-		goto err_close;
 	/* From here the bus may point at pit: it stays until pit_destroy(). */
 	vm->pit = pit;
 	pthread_mutex_lock(&pit->lock);
@@ -503,12 +500,6 @@ int pit_init(struct vm *vm)
 	err = bus_register(&vm->pio, PIT_BASE, 4, pit_io, pit, "pit");
 	if (!err)
 		err = bus_register(&vm->pio, PORT_B, 1, portb_io, pit, "port-b");
-	return err;
-
-err_close:
-	close(pit->tfd);
-err_free:
-	free(pit);
 	return err;
 }
 

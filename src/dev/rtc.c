@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -395,12 +394,9 @@ int rtc_init(struct vm *vm)
 	r->ram[RTC_REG_A] = 0x26; /* 32.768 kHz time base, 1024 Hz periodic rate */
 	r->ram[RTC_REG_B] = REG_B_24H;
 	r->last_sec = floor_div(host_ns(), NS);
-	r->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (r->tfd < 0)
-		return -errno;
-	err = evloop_add(&vm->loop, r->tfd, EPOLLIN, rtc_timer, r);
-	if (err) {
-		close(r->tfd);
+	r->tfd = evloop_add_timer(&vm->loop, rtc_timer, r);
+	if (r->tfd < 0) {
+		err = r->tfd;
 		r->tfd = -1;
 		return err;
 	}

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "../core/console.h"
@@ -43,22 +42,14 @@ int pv_init(struct vm *vm)
 	if (!t)
 		return -ENOMEM;
 	t->vm = vm;
-	t->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	t->tfd = evloop_add_timer(&vm->loop, timer_fired, t);
 	if (t->tfd < 0) {
-		err = -errno;
-		goto err_free;
+		err = t->tfd;
+		free(t);
+		return err;
 	}
-	err = evloop_add(&vm->loop, t->tfd, EPOLLIN, timer_fired, t);
-	if (err)
-		goto err_close;
 	vm->pv_timer = t;
 	return 0;
-
-err_close:
-	close(t->tfd);
-err_free:
-	free(t);
-	return err;
 }
 
 static int64_t set_timer(struct vm *vm, uint64_t ns)
