@@ -18,9 +18,9 @@ int main(void)
 	cpu_set_t set;
 	pid_t me = (pid_t)syscall(SYS_gettid);
 
-	/* the decision: a fifth of the span waiting, a third of it idle elsewhere, not held */
-	ok(place_should_move(S / 4, S / 2, S, 10 * S, 0), "waited 25%%, other CPU idle 50%%: move");
-	ok(!place_should_move(S / 10, S / 2, S, 10 * S, 0), "waited 10%%: stay");
+	/* the decision: others took a fifth of the span, another CPU idled a third, not held */
+	ok(place_should_move(S / 4, S / 2, S, 10 * S, 0), "others took 25%% of our CPU, another CPU idled 50%%: move");
+	ok(!place_should_move(S / 10, S / 2, S, 10 * S, 0), "others took 10%%: stay");
 	ok(!place_should_move(S / 4, S / 4, S, 10 * S, 0), "other CPU idle only 25%%: stay");
 	ok(!place_should_move(S / 4, S / 2, S, 10 * S, 11 * S), "held after a move: stay");
 	ok(place_should_move(S / 4, S / 2, S, 11 * S, 11 * S), "the hold ends: move");

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../core/evloop.h"
 #include "../../core/log.h"
 #include "../../core/vm.h"
 #include "../../dev/pic.h"
@@ -42,6 +43,7 @@ struct bt_vm {
 	char msg[BT_MSG_SIZE];
 	uint64_t exits[BT_EXIT__COUNT];
 	struct bt_place place; /* the host CPU K, U and the vCPU thread share (place.c) */
+	int place_fd;	       /* its once-a-second timer on the I/O loop, or -1 */
 	bool placed;	       /* the vCPU thread has joined them */
 };
 
@@ -115,6 +117,7 @@ static int bt_init(struct vm *vm)
 	t = getenv("RING3_BT_CALLOUT");
 	bt->sh->callout_int3 = t && !strcmp(t, "int3");
 	place_init(&bt->place);
+	bt->place_fd = -1;
 	bt->sh->one_cpu = bt->place.one_cpu;
 	vm->engine_data = bt;
 	return 0;
@@ -195,11 +198,21 @@ static void child_died(struct bt_vm *bt)
 	kill_children(bt);
 }
 
-/* Once a second: move the relay if it waits for its CPU (place.c); tell the children. */
-static void placement_tick(struct bt_vm *bt)
+/*
+ * The placement timer, on the I/O loop: once a second, move the relay if it
+ * waits for its CPU (place.c reads /proc for that, so never on the vCPU
+ * thread), and tell the children whether they still share one CPU.
+ */
+static void placement_timer(void *opaque, uint32_t events)
 {
+	struct bt_vm *bt = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(bt->place_fd, &n, sizeof(n)) != sizeof(n))
+		return;
 	place_tick(&bt->place, clock_ns());
-	bt->sh->one_cpu = bt->place.one_cpu;
+	__atomic_store_n(&bt->sh->one_cpu, bt->place.one_cpu, __ATOMIC_RELAXED);
 }
 
 /*
@@ -233,12 +246,9 @@ static int wait_child(struct bt_vm *bt, bool stoppable)
 			child_died(bt);
 			return -ECHILD;
 		}
-		if (r < 0 && errno == ETIMEDOUT) {
-			/* a guest that makes no exits must not keep a busy CPU either */
-			placement_tick(bt);
-			if (!__atomic_exchange_n(&sh->kick_pending, 1, __ATOMIC_SEQ_CST))
-				kick_children(bt); /* the watchdog: is it still a guest in there? */
-		}
+		if (r < 0 && errno == ETIMEDOUT &&
+		    !__atomic_exchange_n(&sh->kick_pending, 1, __ATOMIC_SEQ_CST))
+			kick_children(bt); /* the watchdog: is it still a guest in there? */
 	}
 	return 0;
 }
@@ -427,7 +437,6 @@ static int bt_vcpu_run(struct vcpu *vcpu, struct vcpu_exit *exit)
 			fault(exit, bt->msg);
 			return 0;
 		}
-		placement_tick(bt);
 		if (take_exit(bt, exit) == 0)
 			return 0;
 		resume(bt, true); /* INTA */
@@ -541,6 +550,11 @@ static int bt_vcpu_init(struct vcpu *vcpu, const struct cpu_boot_state *boot)
 	if (bt->pid_u > 0)
 		place_add(&bt->place, bt->pid_u);
 	bt->sh->one_cpu = bt->place.one_cpu;
+	if (bt->place.on) {
+		bt->place_fd = evloop_add_timer(&vm->loop, placement_timer, bt);
+		if (bt->place_fd >= 0)
+			timerfd_arm_ns(bt->place_fd, bt->place.first_ns, 1000000000ull);
+	}
 	bt->running = false;
 	bt->ex.kind = BT_EXIT_READY;
 	bt->ex.irq_window = 0;
@@ -639,6 +653,10 @@ static void bt_destroy(struct vm *vm)
 	if (vm->pic)
 		pic_set_notify(vm->pic, NULL, NULL);
 	kill_children(bt);
+	if (bt->place_fd >= 0) { /* the loop has stopped (vm_run) before engines go */
+		evloop_del(&vm->loop, bt->place_fd);
+		close(bt->place_fd);
+	}
 	munmap(bt->sh, sizeof(struct bt_shared));
 	place_free(&bt->place);
 	free(bt);

@@ -12,12 +12,14 @@
  * So the relay shares one host CPU, as QEMU and Firecracker users pin vCPU
  * threads. I/O threads and device workers stay free: they run beside it.
  *
- * Pinning must not trap the VM on a busy CPU. Once a second the vCPU thread
- * reads the tasks' run-queue wait (/proc/<tid>/schedstat, Linux
- * Documentation/scheduler/sched-stats.rst): when it exceeds a fifth of the
- * second and another allowed CPU was idle for more than a third of it
- * (/proc/stat), the relay moves there, then holds still for 2-4 s (a random
- * hold, so that two VMs on one CPU do not swap places forever).
+ * Pinning must not trap the VM on a busy CPU. Once a second a timer on the
+ * I/O loop (never the vCPU thread: this reads /proc) compares the time the
+ * relay's CPU was busy (/proc/stat) with the time the relay's tasks ran
+ * (/proc/<tid>/schedstat, Linux Documentation/scheduler/sched-stats.rst):
+ * when other tasks took more than a fifth of the second and another allowed
+ * CPU was idle for more than a third of it, the relay moves there, then
+ * holds still for 2-4 s (a random hold, so that two VMs on one CPU do not
+ * swap places forever).
  */
 #include "place.h"
 
@@ -58,6 +60,7 @@ void place_init(struct bt_place *p)
 	int cpu;
 
 	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
 	p->cpu = -1;
 	if (sched_getaffinity(0, sizeof(p->allowed), &p->allowed) < 0)
 		return;
@@ -73,8 +76,10 @@ void place_init(struct bt_place *p)
 		if (CPU_ISSET(c, &p->allowed))
 			p->ncpu = c + 1;
 	p->idle_last = calloc((size_t)p->ncpu, sizeof(*p->idle_last));
+	p->busy_last = calloc((size_t)p->ncpu, sizeof(*p->busy_last));
 	/* without /proc's statistics a pinned relay could never move off a busy CPU */
-	if (!p->idle_last || access("/proc/stat", R_OK) || access("/proc/self/schedstat", R_OK))
+	if (!p->idle_last || !p->busy_last || access("/proc/stat", R_OK) ||
+	    access("/proc/self/schedstat", R_OK))
 		return;
 	cpu = sched_getcpu();
 	if (cpu < 0 || cpu >= p->ncpu || !CPU_ISSET(cpu, &p->allowed))
@@ -84,111 +89,125 @@ void place_init(struct bt_place *p)
 	p->seed = (unsigned)getpid();
 	p->on = true;
 	p->one_cpu = true;
-	/* the first look comes 0.5-1.5 s in: VMs started together do not all move at once */
-	p->t_last = 0;
-	p->first_tick = 500000000ull + (uint64_t)(rand_r(&p->seed) % 1000) * 1000000ull;
+	p->first_ns = 500000000ull + (uint64_t)(rand_r(&p->seed) % 1000) * 1000000ull;
 }
 
 void place_add(struct bt_place *p, pid_t tid)
 {
-	if (!p->on || p->ntask >= PLACE_MAX_TASKS)
-		return;
-	p->task[p->ntask++] = tid;
-	set_cpu(p, tid);
+	pthread_mutex_lock(&p->lock);
+	if (p->on && p->ntask < PLACE_MAX_TASKS) {
+		p->task[p->ntask++] = tid;
+		set_cpu(p, tid);
+	}
+	pthread_mutex_unlock(&p->lock);
 }
 
-/* The run-queue wait of a task so far, in ns; 0 if it cannot be read. */
-static uint64_t run_delay(pid_t tid)
+/* A task's time so far on a CPU and waiting for one (ns); 0s if it cannot be read. */
+static void task_times(pid_t tid, uint64_t *run, uint64_t *wait)
 {
 	char path[64], buf[128];
-	unsigned long long run, wait = 0;
+	unsigned long long r, w;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)tid);
 	f = fopen(path, "re");
 	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof(buf), f) || sscanf(buf, "%llu %llu", &run, &wait) != 2)
-		wait = 0;
+		return;
+	if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%llu %llu", &r, &w) == 2) {
+		*run += r;
+		*wait += w;
+	}
 	fclose(f);
-	return wait;
 }
 
 /*
- * Reads each allowed CPU's idle time (idle + iowait, USER_HZ ticks) into
- * p->idle_last and returns the CPU other than ours that gained the most since
- * the last call, with that gain in *gain; -1 if none can be read.
+ * Reads each allowed CPU's idle (idle + iowait) and busy time (USER_HZ ticks,
+ * /proc/stat) into p->idle_last and p->busy_last. Returns the CPU other than
+ * ours that idled the most since the last call, with that idle time in *idle,
+ * and our CPU's busy time since then in *busy; -1 if there is none.
  */
-static int idlest_other(struct bt_place *p, uint64_t *gain)
+static int read_cpus(struct bt_place *p, uint64_t *idle, uint64_t *busy)
 {
 	char line[512];
 	int best = -1;
 	FILE *f = fopen("/proc/stat", "re");
 
-	*gain = 0;
+	*idle = *busy = 0;
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long long v[5];
+		unsigned long long v[8] = { 0 };
 		int c;
 
 		if (strncmp(line, "cpu", 3) || line[3] < '0' || line[3] > '9')
 			continue;
-		if (sscanf(line + 3, "%d %llu %llu %llu %llu %llu", &c, &v[0], &v[1], &v[2], &v[3],
-			   &v[4]) != 6 ||
+		if (sscanf(line + 3, "%d %llu %llu %llu %llu %llu %llu %llu %llu", &c, &v[0], &v[1],
+			   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 6 ||
 		    c < 0 || c >= p->ncpu || !CPU_ISSET(c, &p->allowed))
 			continue;
-		uint64_t idle = v[3] + v[4], d = idle - p->idle_last[c];
+		uint64_t id = v[3] + v[4], bz = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
 
-		if (p->idle_last[c] && c != p->cpu && d >= *gain) {
-			*gain = d;
+		if (p->idle_last[c] && c != p->cpu && id - p->idle_last[c] >= *idle) {
+			*idle = id - p->idle_last[c];
 			best = c;
 		}
-		p->idle_last[c] = idle;
+		if (c == p->cpu && p->busy_last[c])
+			*busy = bz - p->busy_last[c];
+		p->idle_last[c] = id;
+		p->busy_last[c] = bz;
 	}
 	fclose(f);
 	return best;
 }
 
 /*
- * Move the relay? It waited `wait` ns for its CPU during the last `span` ns,
- * while the idlest other CPU idled `idle` ns of it; no move while held.
+ * Move the relay? Other tasks took `others` ns of its CPU during the last
+ * `span` ns, while the idlest other CPU idled `idle` ns of it; no move while
+ * held. (Not the relay's own run-queue wait: on one CPU each hand-over makes
+ * the woken task wait a little for the one going to sleep, which adds up to a
+ * fifth of the time in a fork/exec loop with nothing else running.)
  */
-bool place_should_move(uint64_t wait, uint64_t idle, uint64_t span, uint64_t now, uint64_t hold_until)
+bool place_should_move(uint64_t others, uint64_t idle, uint64_t span, uint64_t now,
+		       uint64_t hold_until)
 {
-	return span && wait * 5 > span && idle * 3 > span && now >= hold_until;
+	return span && others * 5 > span && idle * 3 > span && now >= hold_until;
 }
+
+static void look(struct bt_place *p, uint64_t now);
 
 void place_tick(struct bt_place *p, uint64_t now)
 {
-	uint64_t delay = 0, gain, span, hz;
+	pthread_mutex_lock(&p->lock);
+	if (p->on)
+		look(p, now);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* place_tick with the lock held: the first call takes the baseline. */
+static void look(struct bt_place *p, uint64_t now)
+{
+	uint64_t run = 0, wait = 0, idle, busy, hz = (uint64_t)sysconf(_SC_CLK_TCK);
+	uint64_t tick = hz ? 1000000000ull / hz : 0;
 	int to;
 
-	if (!p->on)
-		return;
-	if (!p->t_start)
-		p->t_start = now;
-	if (now - p->t_start < p->first_tick || now - p->t_last < TICK_NS)
-		return;
 	for (unsigned i = 0; i < p->ntask; i++)
-		delay += run_delay(p->task[i]);
-	to = idlest_other(p, &gain);
-	span = now - p->t_last;
-	if (p->t_last && delay > p->delay_last) {
-		uint64_t d = delay - p->delay_last;
+		task_times(p->task[i], &run, &wait);
+	to = read_cpus(p, &idle, &busy);
+	if (p->t_last && run >= p->run_last && wait >= p->delay_last) {
+		uint64_t ours = run - p->run_last, others = busy * tick > ours ? busy * tick - ours : 0;
 
-		p->delay_total += d;
-		hz = (uint64_t)sysconf(_SC_CLK_TCK);
-		if (to >= 0 && hz &&
-		    place_should_move(d, gain * (1000000000ull / hz), span, now, p->hold_until)) {
+		p->delay_total += wait - p->delay_last;
+		if (to >= 0 && tick &&
+		    place_should_move(others, idle * tick, now - p->t_last, now, p->hold_until)) {
 			p->cpu = to;
-			for (unsigned i = 0; i < p->ntask; i++)
+			for (unsigned i = 0; i < p->ntask && p->on; i++)
 				set_cpu(p, p->task[i]);
 			p->moves++;
 			p->hold_until = now + 2 * TICK_NS + (uint64_t)(rand_r(&p->seed) % 2000) * 1000000ull;
 		}
 	}
-	p->delay_last = delay;
+	p->run_last = run;
+	p->delay_last = wait;
 	p->t_last = now;
 }
 
@@ -205,5 +224,7 @@ void place_print(const struct bt_place *p, FILE *f)
 void place_free(struct bt_place *p)
 {
 	free(p->idle_last);
-	p->idle_last = NULL;
+	free(p->busy_last);
+	p->idle_last = p->busy_last = NULL;
+	pthread_mutex_destroy(&p->lock);
 }

@@ -2,6 +2,7 @@
 #ifndef RING3_BT_PLACE_H
 #define RING3_BT_PLACE_H
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,11 +19,15 @@ struct bt_place {
 	pid_t task[PLACE_MAX_TASKS];
 	unsigned ntask;
 	uint64_t t_last;	/* when the last tick looked (CLOCK_MONOTONIC ns) */
-	uint64_t delay_last;	/* the tasks' summed run-queue wait then (ns) */
+	uint64_t run_last;	/* the tasks' summed time on a CPU then (ns) */
+	uint64_t delay_last;	/* ... and waiting for one (ns) */
 	uint64_t *idle_last;	/* per host CPU: idle time then (USER_HZ ticks) */
+	uint64_t *busy_last;	/* ... and busy time */
 	int ncpu;
 	uint64_t hold_until;	/* no move before this, after a move */
-	uint64_t t_start, first_tick; /* the first tick, and how long after it the first look */
+	uint64_t first_ns;	/* when the first look should come: 0.5-1.5 s in, random, so
+				   that VMs started together do not all move at once */
+	pthread_mutex_t lock;	/* place_add (vCPU thread) against place_tick (I/O thread) */
 	unsigned seed;
 	unsigned moves;
 	uint64_t delay_total;	/* run-queue wait of the tasks while ring3 watched (ns) */
@@ -30,8 +35,9 @@ struct bt_place {
 
 void place_init(struct bt_place *p);
 void place_add(struct bt_place *p, pid_t tid);
+/* About once a second (bt.c runs it from a timer on the I/O loop, off the vCPU's path). */
 void place_tick(struct bt_place *p, uint64_t now_ns);
-bool place_should_move(uint64_t wait, uint64_t idle, uint64_t span, uint64_t now,
+bool place_should_move(uint64_t others, uint64_t idle, uint64_t span, uint64_t now,
 		       uint64_t hold_until);
 void place_print(const struct bt_place *p, FILE *f);
 void place_free(struct bt_place *p);
