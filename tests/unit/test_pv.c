@@ -368,10 +368,18 @@ static void test_kvm_port(void)
 	run.io.size = 4;
 	run.io.count = 1;
 	s.cs.selector = 0x08;
+	s.ss.selector = 0x10;
 	ok(kvm_pv_is_call(&run, &s), "kvm: outl to the pv port from CPL 0 is a call");
 	s.cs.selector = 0x1b;
+	s.ss.selector = 0x23;
+	s.ss.dpl = 3;
 	ok(!kvm_pv_is_call(&run, &s), "kvm: ... from CPL 3 (IOPL 3) is plain port I/O");
+	s.cs.selector = 0x1000; /* virtual-8086 mode: a real-mode CS value, RPL 0, at CPL 3 */
+	s.ss.selector = 0x2000;
+	ok(!kvm_pv_is_call(&run, &s), "kvm: ... and from virtual-8086 mode, whatever CS holds");
 	s.cs.selector = 0x08;
+	s.ss.selector = 0x10;
+	s.ss.dpl = 0;
 	run.io.size = 2;
 	ok(!kvm_pv_is_call(&run, &s), "kvm: a 2-byte OUT is no call");
 	run.io.size = 4;

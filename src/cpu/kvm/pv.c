@@ -37,15 +37,17 @@
 #define TSS_SIZE 104
 
 /*
- * Is this port exit a call? A single 4-byte OUT to PV_PORT from CPL 0 only
- * (CS.RPL is the CPL in protected mode, SDM vol. 3 §5.5), as the bt engine
- * requires: a ring-3 process given IOPL 3 must not load CR3 or stop the VM,
- * and its OUT stays plain port I/O to an unused port.
+ * Is this port exit a call? A single 4-byte OUT to PV_PORT from CPL 0 only,
+ * as the bt engine requires: a ring-3 process given IOPL 3 (or a virtual-8086
+ * task whose I/O bitmap lets it) must not load CR3 or stop the VM, and its OUT
+ * stays plain port I/O to an unused port. The CPL is SS.DPL, as KVM reports it
+ * on VMX and SVM alike (SDM vol. 3 §5.5); CS's RPL would not do in virtual-8086
+ * mode, where CS holds a real-mode segment value.
  */
 bool kvm_pv_is_call(const struct kvm_run *run, const struct kvm_sregs *s)
 {
 	return run->io.port == PV_PORT && run->io.direction == KVM_EXIT_IO_OUT &&
-	       run->io.size == 4 && run->io.count == 1 && (s->cs.selector & 3) == 0;
+	       run->io.size == 4 && run->io.count == 1 && s->ss.dpl == 0;
 }
 
 bool kvm_pv_exit(struct kvmcpu *kc, struct vcpu_exit *exit)
@@ -106,13 +108,16 @@ static int set_if(struct kvmcpu *kc, bool on)
  */
 static uint8_t tss_type(void)
 {
+	static uint8_t type; /* the vendor does not change: one CPUID (an exit when nested) */
 	unsigned a, b, c, d;
 
+	if (type)
+		return type;
 	__cpuid(0, a, b, c, d);
 	(void)a, (void)c, (void)d;
-	if (b == 0x68747541u || b == 0x6f677948u) /* "Auth"enticAMD, "Hygo"nGenuine */
-		return 9;
-	return 11;
+	/* "Auth"enticAMD, "Hygo"nGenuine */
+	type = b == 0x68747541u || b == 0x6f677948u ? 9 : 11;
+	return type;
 }
 
 /* Ring 3 -> 0 entries need a TSS: ring3's own, in the shared page, loaded into TR. */
