@@ -90,6 +90,7 @@ def run_nested():
     Returns ({engine: {op: [(cycles, ns), ...]}}, None) or (None, why)."""
     if NESTED_ROUNDS < 1:
         return None, "NESTED_ROUNDS=0"
+    os.makedirs(os.path.join(ROOT, "bench/out"), exist_ok=True)  # a fresh clone has none
     rounds = os.path.join(ROOT, "bench/out/engines-nested-rounds")
     with open(rounds, "w") as f:
         f.write(f"{NESTED_ROUNDS}\n")

@@ -4,7 +4,7 @@
 # PAYLOAD (scripts/nested-initramfs.sh), boots Debian's cloud kernel in QEMU
 # TCG with emulated AMD-V, and prints the outer serial console, CRs removed,
 # on stdout. Exits with QEMU's status (124 on the timeout, 125 when the outer
-# VM went silent twice). Only the QEMU this script started is ever killed, and
+# VM went silent in every boot). Only the QEMU this script started is ever killed, and
 # its files are removed. NESTED_QEMU=1 also puts QEMU into the outer VM (for
 # the benchmarks), NESTED_MEM sets the outer VM's MiB (2048), and
 # NESTED_CONSOLE=FILE keeps the raw console in FILE as it comes.
@@ -17,7 +17,7 @@
 # "@@NESTED silent ..." (saying whether the kernel's heartbeat went on, i.e.
 # a stalled tty rather than a wedged VM), and the payload runs once more from
 # the start, up to NESTED_TRIES boots (4). The last stall ends the run with
-# status 125. tests/nested/bed.inc counts the stalls in a check of its own.
+# status 125. tests/nested/bed.inc prints each stall as a diagnostic line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 payload=$1 limit=$2

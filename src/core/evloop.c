@@ -138,6 +138,9 @@ void evloop_stop(struct evloop *l)
 		log_msg("event loop: cannot stop: %s", strerror(errno));
 	pthread_join(l->thread, NULL);
 	l->running = 0;
+	/* the stop request is consumed: a later evloop_start runs a loop that stays */
+	if (read(l->stopfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_msg("event loop: cannot reset its stop request: %s", strerror(errno));
 }
 
 void evloop_destroy(struct evloop *l)

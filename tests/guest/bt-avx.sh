@@ -24,7 +24,7 @@ if [ "$native" = 77 ]; then
 	exit 0
 fi
 avx=$(gzip -9c "$tmp/avx" | base64 -w0) # the kernel command line holds 2 KiB
-guest="echo $avx | base64 -d | gunzip >/tmp/a && chmod +x /tmp/a && /tmp/a; echo avx=\$?; /tmp/a & /tmp/a; wait \$!; echo avx2=\$?"
+guest="echo $avx | base64 -d | gunzip >/tmp/a && chmod +x /tmp/a && /tmp/a; echo avx=\$?; /tmp/a & /tmp/a; f=\$?; wait \$!; echo avx2=\$((f | \$?))"
 
 result "$([ "$native" = 0 ]; echo $?)" "avx-user keeps its registers natively (status $native)" /dev/null
 for mode in fxsave xsaveopt; do

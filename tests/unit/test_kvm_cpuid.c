@@ -123,7 +123,7 @@ int main(void)
 	e = find(c, PV_CPUID_INFO, 0);
 	ok(e && e->eax == PV_VERSION && e->ebx == PV_METHOD_PORT && e->ecx == PV_PORT &&
 	   !(e->edx & PV_FEAT_SHARED_IF),
-	   "0x40000101: ABI 1.0 by the PORT method at 0x5230, no shared-page IF under kvm");
+	   "0x40000101: ABI version (PV_VERSION) by the PORT method at 0x5230, no shared-page IF under kvm");
 	free(c);
 
 	c = kvm_cpuid_build(s, false, 0, 1);
