@@ -137,10 +137,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const struct cpu_engin
 		goto err_loop;
 	err = dev_init_all(vm); /* UART, RTC, i8042, debug exit, ACPI PM, PIC/PIT */
 	if (err)
-		goto err_engine;
+		goto err_dev;
 	err = loader_load(vm, &boot); /* kernel, initrd, command line, boot tables */
 	if (err)
-		goto err_engine;
+		goto err_dev;
 	/* The kernel image passed through the heap: give those pages back. */
 	malloc_trim(0);
 	for (int i = 0; i < vm->nr_vcpus; i++) { /* vCPUs: the BSP starts at boot */
@@ -148,7 +148,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const struct cpu_engin
 
 		if (!v) {
 			err = -ENOMEM;
-			goto err_engine;
+			goto err_dev;
 		}
 		v->vm = vm;
 		v->id = i;
@@ -158,12 +158,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const struct cpu_engin
 		if (err) {
 			log_msg("%s engine: cannot create vcpu %d: %s", engine->name, i,
 				strerror(-err));
-			goto err_engine;
+			goto err_dev;
 		}
 	}
 	return 0;
 
-err_engine:
+err_dev:
+	dev_destroy_all(vm); /* before the engine, as in vm_destroy */
 	engine->destroy(vm);
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		free(vm->vcpu[i]);
@@ -219,7 +220,6 @@ int vm_run(struct vm *vm)
  */
 void vm_destroy(struct vm *vm)
 {
-	pv_destroy(vm);
 	dev_destroy_all(vm);
 	vm->engine->destroy(vm);
 	for (int i = 0; i < vm->nr_vcpus; i++)

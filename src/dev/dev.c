@@ -49,8 +49,10 @@ int dev_init_all(struct vm *vm)
 	return 0;
 }
 
+/* Each destroy takes a device that was never made: a VM that failed half-built goes too. */
 void dev_destroy_all(struct vm *vm)
 {
+	pv_destroy(vm);
 	virtio_destroy_all(vm);
 	pci_destroy(vm);
 	serial8250_destroy(vm);
