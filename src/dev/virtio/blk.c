@@ -181,7 +181,6 @@ static void blk_process(struct blk *b)
 			}
 			if (r->type == VIRTIO_BLK_T_OUT)
 				vd->stats.bytes_in += r->len;
-			b->inflight++;
 			blkio_submit(b, r);
 		}
 		virtio_queue_interrupt(vd, 0);
@@ -213,7 +212,6 @@ void blk_completed(struct blk *b, struct blk_req *r)
 	struct virtio_dev *vd = &b->vd;
 
 	pthread_mutex_lock(&vd->lock);
-	b->inflight--;
 	blk_complete_req(b, r);
 	if (virtio_running(vd)) {
 		virtio_queue_interrupt(vd, 0);
@@ -309,7 +307,7 @@ static int blk_init(struct vm *vm, const struct vm_disk *disk, int index)
 	else
 		b->vd.host_features |= 1ull << VIRTIO_BLK_F_DISCARD |
 				       1ull << VIRTIO_BLK_F_WRITE_ZEROES;
-	err = blkio_start(vm, b);
+	err = blkio_start(b);
 	if (!err)
 		err = virtio_pci_add(vm, &b->vd);
 	return err;

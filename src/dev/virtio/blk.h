@@ -46,11 +46,11 @@ struct blk {
 	uint64_t size;
 	char serial[21];
 	struct blk_req *reqs, *free;
-	unsigned inflight, gen;
+	unsigned gen;
 	struct blkio *io;
 };
 
-int blkio_start(struct vm *vm, struct blk *b);
+int blkio_start(struct blk *b);
 void blkio_submit(struct blk *b, struct blk_req *r);
 void blkio_stop(struct blk *b);
 /* Called by a worker with the request it finished (takes vd->lock). */

@@ -196,7 +196,7 @@ void blkio_submit(struct blk *b, struct blk_req *r)
 	pthread_mutex_unlock(&io->lock);
 }
 
-int blkio_start(struct vm *vm, struct blk *b)
+int blkio_start(struct blk *b)
 {
 	struct blkio *io = calloc(1, sizeof(*io));
 	int err;
