@@ -656,8 +656,9 @@ void mmu_invlpg(uint32_t la)
 	/*
 	 * It was in use and its entry changed (a remap, a COW copy made
 	 * writable): map the new translation now if there is one, over the old
-	 * one — an mmap with MAP_FIXED replaces it, which costs the host less
-	 * than a munmap and an mmap (≈ 4 µs instead of ≈ 6 µs here). Only when
+	 * one — an mmap with MAP_FIXED replaces it: one host call where a
+	 * munmap and an mmap were two (HOST-FACTS.md: mmap 2.6-3.8 µs, munmap
+	 * 2.3-3.0 µs here). Only when
 	 * nothing can be mapped is the old mapping unmapped.
 	 */
 	forget_bits(pg, 1);
