@@ -68,8 +68,9 @@ static int64_t check_cpu_args(const struct pv_env *env, uint32_t nr, const uint3
 	case PV_TLB_FLUSH:
 		return arg[0] != PV_FLUSH_ALL && arg[0] >= 0xffc00000u ? -PV_EINVAL : 0;
 	case PV_USER_LIMIT:
-		/* a whole number of PDEs, so that the split is the page directory's */
-		if ((arg[0] & 0x3fffffu) || arg[0] < PV_USER_LIMIT_MIN || arg[0] > PV_USER_LIMIT_NONE)
+		/* a whole number of PDEs, so that the split is the page directory's (the
+		 * largest, PV_USER_LIMIT_NONE, is the last 4 MiB boundary: no upper check) */
+		if ((arg[0] & 0x3fffffu) || arg[0] < PV_USER_LIMIT_MIN)
 			return -PV_EINVAL;
 		return 0;
 	default:

@@ -97,7 +97,7 @@ void seg_fast_key(int sreg, uint32_t key[4])
 
 	key[BT_FASTSEG_NEGSEL / 4] = 0x80000000u; /* matches no selector */
 	if (sreg == BT_CS || sreg == BT_SS || !off || (s->sel & 4) || off + 7 > c->gdt_limit ||
-	    la > BT_TOP - 8 || la + 7 >= BT_TOP)
+	    la > BT_TOP - 8)
 		return;
 	/* seg_load's checks at CPL 0; the accessed bit set, so the load writes nothing */
 	if (!(s->attr & BT_SEG_S) || (type & 0xa) == 0x8 || !(s->attr & BT_SEG_P) ||
@@ -438,8 +438,7 @@ void seg_apply(void)
 void seg_cpl_changed(void)
 {
 	for (int s = 0; s < BT_NSREG; s++)
-		if (rt.real[s] || (rt.cpu->seg[s].sel & ~3u)) /* one mirror() left null, too */
-			mirror(s);
+		mirror(s); /* a null data selector stays null */
 }
 
 void seg_reload_all(void)
