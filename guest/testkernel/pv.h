@@ -151,7 +151,6 @@ static inline void pde_write(uint32_t *e, uint32_t v)
  */
 static inline void pte_write_flush(uint32_t va, uint32_t *e, uint32_t v)
 {
-	(void)e;
 	if (pv_version >= PV_VERSION && !(pv_features & PV_FEAT_MMU_RESTORE)) {
 		pv_call4(PV_UPDATE_VA, va, v, PV_UVA_INVLPG, 0);
 		return;
