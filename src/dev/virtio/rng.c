@@ -8,7 +8,9 @@
  * which the guest's driver asks again at once, spinning both sides; never a
  * held request, which stalls the guest's `modprobe virtio_rng` (its
  * add_early_randomness() waits on the same mutex as the hwrng thread); never
- * a blocking call on the I/O thread.
+ * a blocking call on the I/O thread. (GRND_INSECURE needs Linux 5.6: an
+ * older host refuses it, and until its pool is ready the guest gets the
+ * empty answers above. Debian 12's 6.1 has it.)
  */
 #include <errno.h>
 #include <stdlib.h>
