@@ -87,6 +87,13 @@ int evloop_add_timer(struct evloop *l, evloop_fn fn, void *opaque)
 	return fd;
 }
 
+bool evloop_timer_expired(int fd)
+{
+	uint64_t n;
+
+	return read(fd, &n, sizeof(n)) == sizeof(n);
+}
+
 /* The entry leaks by design: the loop may still hold it; a VM has few of them. */
 int evloop_del(struct evloop *l, int fd)
 {

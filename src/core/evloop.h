@@ -6,6 +6,7 @@
 #define RING3_CORE_EVLOOP_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef void (*evloop_fn)(void *opaque, uint32_t events);
@@ -22,6 +23,8 @@ int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *op
 int evloop_del(struct evloop *l, int fd);
 /* A new timerfd (disarmed, non-blocking) that calls fn on the loop: its fd, or -errno. */
 int evloop_add_timer(struct evloop *l, evloop_fn fn, void *opaque);
+/* In a timer's callback: did it really expire? (A re-arm after epoll saw it may undo that.) */
+bool evloop_timer_expired(int fd);
 int evloop_start(struct evloop *l);
 void evloop_stop(struct evloop *l);
 void evloop_destroy(struct evloop *l);

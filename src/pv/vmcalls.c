@@ -25,11 +25,10 @@ struct pv_timer {
 static void timer_fired(void *opaque, uint32_t events)
 {
 	struct pv_timer *t = opaque;
-	uint64_t n;
 
 	(void)events;
-	/* EAGAIN: a SET_TIMER disarmed it after epoll saw it expire; that one never fired */
-	if (read(t->tfd, &n, sizeof(n)) != sizeof(n))
+	/* not: a SET_TIMER disarmed it after epoll saw it expire; that one never fired */
+	if (!evloop_timer_expired(t->tfd))
 		return;
 	irq_pulse(t->vm, PV_TIMER_IRQ); /* an edge, as the 8254's OUT0 gives the PIC */
 }

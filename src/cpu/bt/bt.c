@@ -206,10 +206,9 @@ static void child_died(struct bt_vm *bt)
 static void placement_timer(void *opaque, uint32_t events)
 {
 	struct bt_vm *bt = opaque;
-	uint64_t n;
 
 	(void)events;
-	if (read(bt->place_fd, &n, sizeof(n)) != sizeof(n))
+	if (!evloop_timer_expired(bt->place_fd))
 		return;
 	place_tick(&bt->place, clock_ns());
 	__atomic_store_n(&bt->sh->one_cpu, bt->place.one_cpu, __ATOMIC_RELAXED);
